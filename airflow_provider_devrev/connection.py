@@ -1,0 +1,224 @@
+"""
+A DevRev connection, read once and validated: base URL, token, timeouts, retry policy, headers.
+
+The sync hook and the async trigger both build their :class:`ConnectionSettings` here, from the same
+Airflow connection, so they send the same headers with the same timeouts and retry the same way. Extras from
+a URI connection arrive as strings; they are coerced here, and a bad one fails with its name and value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_devrev import __version__
+from airflow_provider_devrev.contract import DEFAULT_BASE_URL
+from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
+from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_API_SCOPE = "beta"
+#: Airflow's secret masker ignores shorter secrets, so such a token would show in clear in logs.
+MIN_TOKEN_LENGTH = 5
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class HookOptions:
+    """
+    Per-hook overrides of the connection's extras; ``None`` means "use the connection's value".
+
+    Validated when the hook (or operator) is built, so a bad value fails at DAG-parse time. Plain numbers,
+    so the trigger can store them in Airflow's database.
+    """
+
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_retry_wait: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            object.__setattr__(self, "timeout", coerce_seconds("timeout", self.timeout))
+        if self.max_retries is not None:
+            object.__setattr__(self, "max_retries", coerce_count("max_retries", self.max_retries))
+        if self.max_retry_wait is not None:
+            object.__setattr__(self, "max_retry_wait", coerce_seconds("max_retry_wait", self.max_retry_wait))
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options that were set, as keyword arguments of ``DevRevHook``."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """
+    Everything a transport needs to call DevRev. The token is excluded from ``repr``.
+
+    :param base_url: ``scheme://host[:port]`` without a trailing slash.
+    :param token: The API token (the connection's password).
+    :param connect_timeout: Seconds to wait for a TCP (and TLS) connection.
+    :param read_timeout: Seconds to wait for each read of the answer.
+    :param retry: The retry policy from ``max_retries`` and ``max_retry_wait``.
+    :param api_scope: Sent as ``X-Devrev-Scope``; ``None`` sends no such header.
+    """
+
+    base_url: str
+    token: str = field(repr=False)
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    api_scope: str | None = DEFAULT_API_SCOPE
+
+    def headers(self) -> dict[str, str]:
+        """The headers of every request: auth, JSON, scope, and who we are."""
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "User-Agent": f"airflow-provider-devrev/{__version__}",
+        }
+        if self.api_scope:
+            headers["X-Devrev-Scope"] = self.api_scope
+        return headers
+
+
+def settings_from_connection(
+    conn_id: str,
+    *,
+    host: str | None,
+    port: int | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+    options: HookOptions,
+) -> ConnectionSettings:
+    """
+    Validate an Airflow connection's fields and extras, with the hook's overrides on top.
+
+    :raises DevRevInvalidInputError: an extra is not of its type, naming the extra and the connection.
+    :raises DevRevError: no token, a token too short to be masked, or plain ``http://`` to a remote host.
+    """
+    extra = _unprefixed(extra)
+    if not password:
+        raise DevRevError(f"connection {conn_id!r} has no API token: set it as the connection's password")
+    if len(password) < MIN_TOKEN_LENGTH:
+        raise DevRevError(
+            f"connection {conn_id!r} has an API token of {len(password)} characters; Airflow does not mask "
+            f"secrets shorter than {MIN_TOKEN_LENGTH}, so it would appear in logs. Use a real DevRev token."
+        )
+    allow_insecure = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False), conn_id)
+    base_url = base_url_from(host, port, allow_insecure_http=allow_insecure, conn_id=conn_id)
+
+    timeout = options.timeout
+    if timeout is None and extra.get("timeout") not in (None, ""):
+        timeout = coerce_seconds("timeout", extra["timeout"], conn_id)
+    max_retries = options.max_retries
+    if max_retries is None and extra.get("max_retries") not in (None, ""):
+        max_retries = coerce_count("max_retries", extra["max_retries"], conn_id)
+    max_retry_wait = options.max_retry_wait
+    if max_retry_wait is None and extra.get("max_retry_wait") not in (None, ""):
+        max_retry_wait = coerce_seconds("max_retry_wait", extra["max_retry_wait"], conn_id)
+    api_scope = extra.get("api_scope", DEFAULT_API_SCOPE)
+    if api_scope is not None and not isinstance(api_scope, str):
+        raise DevRevInvalidInputError(_label("api_scope", conn_id), api_scope, "must be a string")
+
+    return ConnectionSettings(
+        base_url=base_url,
+        token=password,
+        # One number bounds each read; connecting never needs longer than the default, and a shorter
+        # ``timeout`` shortens it too, so a user asking for 5 s never waits 10 s on a dead host.
+        connect_timeout=min(DEFAULT_CONNECT_TIMEOUT, timeout) if timeout else DEFAULT_CONNECT_TIMEOUT,
+        read_timeout=timeout or DEFAULT_READ_TIMEOUT,
+        retry=RetryPolicy(
+            max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+            max_retry_wait=DEFAULT_MAX_RETRY_WAIT if max_retry_wait is None else max_retry_wait,
+        ),
+        api_scope=api_scope or None,
+    )
+
+
+def base_url_from(host: str | None, port: int | None, *, allow_insecure_http: bool, conn_id: str) -> str:
+    """
+    The base URL from the connection's host (``https://`` assumed without a scheme) and port.
+
+    Refuses plain ``http://`` to anything but loopback unless ``allow_insecure_http`` is set: the token would
+    cross the network in clear text.
+    """
+    raw = (host or "").strip() or DEFAULT_BASE_URL
+    if "://" not in raw:
+        raw = "https://" + raw
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DevRevInvalidInputError(
+            f"host of connection {conn_id!r}", host, "must be an http(s) URL or a host name"
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise DevRevError(
+            f"connection {conn_id!r} would send the DevRev token over plain http:// to {parts.hostname}; "
+            "use https://, or set the extra allow_insecure_http=true if this network is trusted"
+        )
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_loopback(hostname: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1``."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def coerce_seconds(name: str, value: Any, conn_id: str | None = None) -> float:
+    """A positive, finite number of seconds, from a number or a numeric string."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise DevRevInvalidInputError(_label(name, conn_id), value, "must be a number of seconds > 0")
+    return seconds
+
+
+def coerce_count(name: str, value: Any, conn_id: str | None = None) -> int:
+    """A whole number >= 0, from an int or a numeric string."""
+    if isinstance(value, bool):
+        count = -1
+    elif isinstance(value, int):
+        count = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        count = int(value.strip())
+    else:
+        count = -1
+    if count < 0:
+        raise DevRevInvalidInputError(_label(name, conn_id), value, "must be a whole number >= 0")
+    return count
+
+
+def coerce_bool(name: str, value: Any, conn_id: str | None = None) -> bool:
+    """A boolean, from a bool or the usual strings (``true``/``false``, ``1``/``0``, ...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise DevRevInvalidInputError(_label(name, conn_id), value, "must be true or false")
+
+
+def _unprefixed(extra: Mapping[str, Any]) -> dict[str, Any]:
+    # Forms of older Airflow versions store extras as ``extra__devrev__<name>``; a plain key wins.
+    prefix = "extra__devrev__"
+    merged = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
+    merged.update({key: value for key, value in extra.items() if not key.startswith(prefix)})
+    return merged
+
+
+def _label(name: str, conn_id: str | None) -> str:
+    return f"extra {name} of connection {conn_id!r}" if conn_id else name

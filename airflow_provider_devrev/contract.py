@@ -1,0 +1,277 @@
+"""
+DevRev's observability API contract, as pure functions: no I/O, no Airflow, no HTTP library.
+
+The sync hook and the async trigger both build their requests and read their responses here, so they cannot
+disagree about what a parameter must look like or what a status code means. The contract itself is
+``shared/devrev-api/openapi.yaml``; the tests check this module and the simulator against it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_devrev.exceptions import (
+    DevRevError,
+    DevRevInvalidInputError,
+    DevRevServerError,
+    DevRevUnexpectedResponseError,
+    body_excerpt,
+    error_class_for_status,
+)
+
+DEFAULT_BASE_URL = "https://api.devrev.ai"
+PLATFORMS: tuple[str, ...] = ("android", "ios", "web")
+
+SESSIONS_GET_PATH = "/observability.sessions.get"
+DEV_USERS_SELF_PATH = "/dev-users.self"
+
+
+def validate_platform(value: Any, field_name: str = "platform") -> str:
+    """Return ``value`` if it is exactly one of DevRev's platforms, else raise naming the allowed ones."""
+    if not isinstance(value, str) or value not in PLATFORMS:
+        raise DevRevInvalidInputError(field_name, value, f"must be one of {', '.join(PLATFORMS)}")
+    return value
+
+
+def validate_text(value: Any, field_name: str) -> str:
+    """
+    Return ``value`` if it is a usable identifier string, else raise naming the field.
+
+    DevRev requires length >= 1; a string of only whitespace is accepted by the API but is always a DAG bug
+    (an empty template rendered with a newline, say), so it is refused too. Any other character is legal
+    and is sent exactly as given.
+    """
+    if not isinstance(value, str):
+        raise DevRevInvalidInputError(field_name, value, f"must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise DevRevInvalidInputError(field_name, value, "must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DevRevInvalidInputError(field_name, value, "must be valid Unicode text") from None
+    return value
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """
+    One DevRev call, independent of the transport that will send it.
+
+    :param method: ``GET`` or ``POST``.
+    :param path: The dotted operation path, e.g. ``/observability.sessions.get``.
+    :param query: Query parameters, already validated, in the order they are sent.
+    :param body: JSON body for ``POST``.
+    :param result_key: The key of the 200 body that holds the result (``session``, ``dev_user``, ...).
+    """
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: Mapping[str, Any] | None = field(default=None)
+    result_key: str = ""
+
+    def url(self, base_url: str) -> str:
+        """The full URL, percent-encoded once, here, so both transports send byte-identical requests."""
+        url = base_url.rstrip("/") + self.path
+        if self.query:
+            url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.query)
+        return url
+
+    def describe(self) -> str:
+        """``METHOD /path``: what logs and errors name, never the query (it may hold user ids)."""
+        return f"{self.method} {self.path}"
+
+
+def get_session_request(platform: Any, session_id: Any, version_key: Any) -> ApiRequest:
+    """Validate the arguments of ``observability.sessions.get`` and describe the GET request."""
+    query = (
+        ("platform", validate_platform(platform)),
+        ("session_id", validate_text(session_id, "session_id")),
+        ("version_key", validate_text(version_key, "version_key")),
+    )
+    return ApiRequest("GET", SESSIONS_GET_PATH, query=query, result_key="session")
+
+
+def dev_users_self_request() -> ApiRequest:
+    """The cheapest authenticated call; used to test a connection."""
+    return ApiRequest("GET", DEV_USERS_SELF_PATH, result_key="dev_user")
+
+
+def parse_response(
+    request: ApiRequest,
+    status_code: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """
+    Turn one HTTP answer into the result object, or raise the typed error it stands for.
+
+    :param request: What was sent; its ``result_key`` names the object a 200 must hold.
+    :param status_code: The HTTP status.
+    :param headers: Response headers (case-insensitive mapping, as both HTTP libraries give).
+    :param content: The raw body.
+    :param now: The current time, for ``Retry-After`` given as an HTTP date (tests pass a fixed one).
+    :return: The object under ``result_key``, exactly as DevRev sent it.
+    """
+    if 200 <= status_code < 300:
+        payload = _json_object(content)
+        result = payload.get(request.result_key) if payload is not None else None
+        if not isinstance(result, dict):
+            raise DevRevUnexpectedResponseError(
+                f"{request.describe()} answered {status_code} without a {request.result_key!r} object: "
+                f"{body_excerpt(_text(content)) or '(empty body)'}",
+                status_code=status_code,
+            )
+        return result
+    raise error_from_response(request, status_code, headers, content, now=now)
+
+
+def error_from_response(
+    request: ApiRequest,
+    status_code: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    now: datetime | None = None,
+) -> DevRevError:
+    """Build the typed error for a non-2xx answer, from DevRev's error body when it sent one."""
+    body = _json_object(content)
+    retry_after = parse_retry_after(headers.get("Retry-After"), body, now=now)
+    if body is None or not isinstance(body.get("type"), str):
+        # Not DevRev's error shape: typically an HTML page from a proxy or load balancer.
+        return DevRevUnexpectedResponseError(
+            f"{request.describe()} answered {status_code} with a body that is not a DevRev error: "
+            f"{body_excerpt(_text(content)) or '(empty body)'}",
+            status_code=status_code,
+            retry_after=retry_after,
+        )
+    message = _str_or_none(body.get("message")) or _default_message(status_code)
+    return error_class_for_status(status_code)(
+        message,
+        status_code=status_code,
+        error_type=body["type"],
+        detail=_str_or_none(body.get("detail")),
+        retry_after=retry_after,
+        reference_id=_str_or_none(body.get("reference_id")),
+        max_bytes=body["max_bytes"] if isinstance(body.get("max_bytes"), int) else None,
+        body=body,
+    )
+
+
+def parse_retry_after(
+    header: str | None, body: Mapping[str, Any] | None, *, now: datetime | None = None
+) -> float | None:
+    """
+    Seconds DevRev asked us to wait: the ``Retry-After`` header (seconds or an HTTP date), else the body's
+    ``retry_after``. Garbage, negative or non-finite values are ignored; a date in the past means 0.
+    """
+    if header is not None:
+        seconds = _retry_after_header_seconds(header.strip(), now)
+        if seconds is not None:
+            return seconds
+    if body is not None:
+        value = body.get("retry_after")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    return None
+
+
+def _retry_after_header_seconds(header: str, now: datetime | None) -> float | None:
+    try:
+        seconds = float(header)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    delta = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, delta)
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(content: bytes) -> str:
+    return content.decode("utf-8", errors="replace")
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _default_message(status_code: int) -> str:
+    return {
+        400: "the request was rejected",
+        401: "the API token was not accepted",
+        403: "the API token may not do this",
+        404: "not found",
+        413: "the request is too large",
+        429: "rate limit exceeded",
+    }.get(status_code, "the server failed")
+
+
+def no_response_error(
+    request: ApiRequest, base_url: str, *, timeout: float | None = None, timeout_kind: str = "read"
+) -> DevRevServerError:
+    """
+    The error for a call that got no answer: a timeout when ``timeout`` is given, else a connection error.
+
+    Transient by definition (see :mod:`airflow_provider_devrev.policy`), so it is retried like a 503.
+    """
+    if timeout is not None:
+        return DevRevServerError(
+            f"{request.describe()} to {base_url} got no answer within the "
+            f"{timeout:g} s {timeout_kind} timeout",
+            error_type="timeout",
+        )
+    return DevRevServerError(
+        f"{request.describe()} to {base_url} failed: connection refused, reset or closed before an answer",
+        error_type="connection_error",
+    )
+
+
+def summarize_session(session: Mapping[str, Any]) -> str:
+    """
+    One log line about a session: what a DAG author wants to see, never the whole body.
+
+    Mobile sessions show crash / ANR / rage tap, web sessions their click counts.
+    """
+    parts = [
+        f"session {session.get('session_id')!s}",
+        f"type={session.get('type')!s}",
+        f"platform={session.get('platform')!s}",
+        f"created_at={session.get('created_at')!s}",
+    ]
+    if session.get("type") == "web":
+        parts += [
+            f"rage_clicks={session.get('rage_click_count')}",
+            f"dead_clicks={session.get('dead_click_count')}",
+        ]
+    else:
+        parts += [
+            f"crash={session.get('is_crash')}",
+            f"anr={session.get('is_anr')}",
+            f"rage_tap={session.get('rage_tap')}",
+        ]
+    return ", ".join(parts)

@@ -1,0 +1,193 @@
+"""
+Typed errors for DevRev API failures.
+
+Every failure the provider reports is a :class:`DevRevError`, so a DAG author can catch one class, or a
+subclass for one HTTP status. Each error carries the fields of DevRev's error body (``type``, ``message``,
+``detail`` and the type-specific ones) and renders as one readable line that never contains the API token
+or more than a short excerpt of an unexpected body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_devrev._compat import AirflowException
+
+#: How much of a body that is not the promised JSON we quote in an error: enough to recognise an HTML
+#: error page from a proxy, not enough to flood a log.
+BODY_EXCERPT_CHARS = 200
+
+
+class DevRevError(AirflowException):
+    """
+    Base class for every error raised by this provider when DevRev (or the way to it) fails.
+
+    :param message: What went wrong, in words a DAG author can act on.
+    :param status_code: The HTTP status, or ``None`` when no response arrived (connection error, timeout).
+    :param error_type: DevRev's error ``type`` (``not_found``, ``token_revoked``, ...), when the body had one.
+    :param detail: DevRev's ``detail`` field, when present.
+    :param retry_after: Seconds DevRev asked us to wait (429), when it said.
+    :param reference_id: DevRev's id for a 500, to quote when asking DevRev support.
+    :param max_bytes: The request size limit DevRev reported with a 413.
+    :param body: The parsed error body (a dict), for callers that need a type-specific field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_type: str | None = None,
+        detail: str | None = None,
+        retry_after: float | None = None,
+        reference_id: str | None = None,
+        max_bytes: int | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message
+        # AirflowException declares ``status_code`` as the API server's HTTP status; ours is DevRev's.
+        self.status_code = status_code  # type: ignore[assignment]
+        self.error_type = error_type
+        self.detail = detail
+        self.retry_after = retry_after
+        self.reference_id = reference_id
+        self.max_bytes = max_bytes
+        self.body = body or {}
+        super().__init__(self._one_line())
+
+    def _one_line(self) -> str:
+        head = "DevRev API error"
+        if self.status_code is not None:
+            head += f" {self.status_code}"
+        if self.error_type:
+            head += f" ({self.error_type})"
+        parts = [f"{head}: {self.message}"]
+        if self.detail and self.detail != self.message:
+            parts.append(f"detail: {self.detail}")
+        if self.reference_id:
+            parts.append(f"reference_id: {self.reference_id}")
+        return "; ".join(parts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions cross process boundaries (task runner -> supervisor); keyword-only state would be
+        # lost by the default pickling, which replays only ``args``.
+        return (_rebuild, (type(self), self.message, self._state()))
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "status_code": self.status_code,
+            "error_type": self.error_type,
+            "detail": self.detail,
+            "retry_after": self.retry_after,
+            "reference_id": self.reference_id,
+            "max_bytes": self.max_bytes,
+            "body": self.body,
+        }
+
+
+def _rebuild(cls: type[DevRevError], message: str, state: dict[str, Any]) -> DevRevError:
+    return cls(message, **state)
+
+
+class DevRevBadRequestError(DevRevError):
+    """400: DevRev rejected the request's parameters; retrying the same request cannot succeed."""
+
+
+class DevRevAuthError(DevRevError):
+    """401: the token is missing, wrong, expired or revoked, or the organisation is deactivated."""
+
+
+class DevRevForbiddenError(DevRevError):
+    """403: the token is valid but may not read these sessions."""
+
+
+class DevRevNotFoundError(DevRevError):
+    """404: no such session (yet). The sensor treats this as "not uploaded yet" and keeps waiting."""
+
+
+class DevRevPayloadTooLargeError(DevRevError):
+    """413: the request was larger than DevRev accepts (``max_bytes``)."""
+
+
+class DevRevRateLimitError(DevRevError):
+    """429: the per-user rate limit is spent; ``retry_after`` says for how long, when DevRev said."""
+
+
+class DevRevServerError(DevRevError):
+    """5xx, or no usable answer at all (connection refused or dropped, timeout): usually transient."""
+
+
+class DevRevUnexpectedResponseError(DevRevError):
+    """The answer was not the JSON the contract promises: an HTML page from a proxy, a truncated body, ..."""
+
+
+class DevRevInvalidInputError(DevRevError, ValueError):
+    """
+    An argument was rejected before any request was sent.
+
+    It is a ``ValueError`` too, so a DAG file with a literal bad value fails to import the way Airflow users
+    expect from a bad operator argument.
+    """
+
+    def __init__(self, field_name: str, value: Any, expectation: str) -> None:
+        self.field_name = field_name
+        self.value = value
+        self.expectation = expectation
+        super().__init__(f"invalid {field_name}={_show(value)}: {expectation}", error_type="invalid_input")
+
+    def _one_line(self) -> str:
+        # Not an API error: no request was sent, so no status or DevRev type to show.
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field_name, self.value, self.expectation))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+#: The class raised for each status the contract names; other 4xx are bad requests, other 5xx server errors.
+ERROR_CLASS_BY_STATUS: dict[int, type[DevRevError]] = {
+    400: DevRevBadRequestError,
+    401: DevRevAuthError,
+    403: DevRevForbiddenError,
+    404: DevRevNotFoundError,
+    413: DevRevPayloadTooLargeError,
+    429: DevRevRateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[DevRevError]:
+    """Return the error class for an HTTP status that is not a success."""
+    if status_code in ERROR_CLASS_BY_STATUS:
+        return ERROR_CLASS_BY_STATUS[status_code]
+    if status_code >= 500:
+        return DevRevServerError
+    if 400 <= status_code < 500:
+        return DevRevBadRequestError
+    return DevRevUnexpectedResponseError
+
+
+def body_excerpt(text: str) -> str:
+    """Shorten an unexpected body to one line of at most :data:`BODY_EXCERPT_CHARS` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= BODY_EXCERPT_CHARS:
+        return flat
+    return flat[: BODY_EXCERPT_CHARS - 1] + "…"
+
+
+__all__ = [
+    "DevRevAuthError",
+    "DevRevBadRequestError",
+    "DevRevError",
+    "DevRevForbiddenError",
+    "DevRevInvalidInputError",
+    "DevRevNotFoundError",
+    "DevRevPayloadTooLargeError",
+    "DevRevRateLimitError",
+    "DevRevServerError",
+    "DevRevUnexpectedResponseError",
+    "error_class_for_status",
+]

@@ -1,0 +1,109 @@
+"""
+The async transport: one aiohttp connection pool per event loop, shared by every DevRev call on that loop.
+
+A triggerer runs all its triggers on one loop and may hold thousands of DevRev waits; a session (and its
+TCP connections) per trigger or per poll would cost memory, file descriptors and TLS handshakes for nothing.
+The pool is reference-counted: it lives while any trigger or call holds it and is closed when the last one
+lets go, so a short-lived loop (``dag.test()``, ``asyncio.run``) leaves no unclosed session behind.
+
+Only the triggerer imports this module, so aiohttp never loads at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying
+from yarl import URL
+
+from airflow_provider_devrev.connection import ConnectionSettings
+from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response
+from airflow_provider_devrev.exceptions import DevRevError
+
+#: Open TCP connections per event loop. Polls beyond it queue for a free connection instead of opening
+#: more: DevRev's rate limit, not connection count, is what bounds useful concurrency.
+POOL_SIZE = 100
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_SIZE, ttl_dns_cache=300),
+            # Timeouts are set per request from the connection's settings.
+            timeout=aiohttp.ClientTimeout(total=None),
+            raise_for_status=False,
+        )
+        self.users = 0
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """Hold this loop's shared ``aiohttp.ClientSession`` for the duration of the block."""
+    loop = asyncio.get_running_loop()
+    pool = _POOLS.get(loop)
+    if pool is None or pool.session.closed:
+        pool = _POOLS[loop] = _Pool()
+    pool.users += 1
+    try:
+        yield pool.session
+    finally:
+        pool.users -= 1
+        if pool.users == 0 and _POOLS.get(loop) is pool:
+            del _POOLS[loop]
+            await pool.session.close()
+
+
+async def acall(
+    request: ApiRequest,
+    settings: ConnectionSettings,
+    *,
+    sleep: Callable[[float], Awaitable[Any]] | None,
+    log: Any,
+) -> dict[str, Any]:
+    """Send ``request`` with the connection's retry policy and return the result object."""
+    kwargs = settings.retry.tenacity_kwargs(sleep=sleep or asyncio.sleep, log=log, what=request.describe())
+    async with shared_session() as session:
+        async for attempt in AsyncRetrying(**kwargs):
+            with attempt:
+                return await _send_once(session, request, settings)
+    raise AssertionError("unreachable: tenacity either returns, or re-raises the last error")
+
+
+async def _send_once(
+    session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
+) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+    )
+    try:
+        async with session.request(
+            request.method,
+            # Encoded once by the contract, exactly as the sync transport sends it.
+            URL(request.url(settings.base_url), encoded=True),
+            json=request.body,
+            headers=settings.headers(),
+            timeout=timeout,
+            allow_redirects=False,
+        ) as response:
+            content = await response.read()
+            status, headers = response.status, response.headers
+    except aiohttp.ConnectionTimeoutError as err:
+        raise no_response_error(
+            request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
+        ) from err
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as err:
+        raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+    except aiohttp.ClientError as err:
+        raise no_response_error(request, settings.base_url) from err
+    try:
+        return parse_response(request, status, headers, content)
+    except DevRevError as err:
+        raise settings.retry.check_wait_acceptable(err) from None

@@ -1,0 +1,197 @@
+"""The DevRev hook: one connection, two transports (``requests`` on workers, ``aiohttp`` in triggers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev._compat import BaseHook, mask_secret
+from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection
+from airflow_provider_devrev.contract import (
+    ApiRequest,
+    dev_users_self_request,
+    get_session_request,
+    no_response_error,
+    parse_response,
+)
+from airflow_provider_devrev.exceptions import DevRevError
+
+if TYPE_CHECKING:
+    import requests
+
+
+class DevRevHook(BaseHook):
+    """
+    Talk to DevRev's observability API with a ``devrev`` connection.
+
+    The connection's password is the API token; its host is the base URL (empty means
+    ``https://api.devrev.ai``). Extras: ``timeout``, ``max_retries``, ``max_retry_wait``, ``api_scope`` and
+    ``allow_insecure_http``; the keyword arguments below override the first three.
+
+    Nothing is looked up when the hook is built. The connection is read once, on first use, and one
+    keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
+    ``Retry-After``), 500/502/503/504, connection errors and timeouts; other statuses raise their typed
+    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request.
+
+    :param devrev_conn_id: The Airflow connection to use.
+    :param timeout: Seconds to wait for each read of an answer (default 30; connecting waits at most 10).
+    :param max_retries: Retries after the first attempt (default 5).
+    :param max_retry_wait: The longest single wait accepted from a ``Retry-After`` (default 300 s). A longer
+        one fails the call at once, with the wait DevRev asked for in the message.
+    :param sleep: How the sync transport waits between retries (tests pass a fake).
+    :param async_sleep: How the async transport waits between retries (tests pass a fake).
+    """
+
+    conn_name_attr = "devrev_conn_id"
+    default_conn_name = "devrev_default"
+    conn_type = "devrev"
+    hook_name = "DevRev"
+
+    def __init__(
+        self,
+        devrev_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_wait: float | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        async_sleep: Callable[[float], Awaitable[Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.devrev_conn_id = devrev_conn_id
+        self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
+        self._sleep = sleep or time.sleep
+        self._async_sleep = async_sleep
+        self._settings: ConnectionSettings | None = None
+        self._http: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(devrev_conn_id={self.devrev_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form on Airflow 2.11; Airflow 3.2+ reads the same from provider info."""
+        from airflow_provider_devrev.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    # -- connection ----------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The validated connection, read on first use (a blocking lookup: not for an event loop)."""
+        if self._settings is None:
+            conn = self.get_connection(self.devrev_conn_id)
+            if conn.password:
+                mask_secret(conn.password)
+            self._settings = self._settings_from(conn, conn.extra_dejson)
+        return self._settings
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """The validated connection, read without blocking the event loop (for triggers)."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.devrev_conn_id, hook=type(self))
+            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+        return self._settings
+
+    def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+        return settings_from_connection(
+            self.devrev_conn_id,
+            host=conn.host,
+            port=conn.port,
+            password=conn.password,
+            extra=extra,
+            options=self.options,
+        )
+
+    def get_conn(self) -> requests.Session:
+        """The hook's keep-alive ``requests.Session``, built on first use with the connection's headers."""
+        if self._http is None:
+            import requests
+
+            http = requests.Session()
+            http.headers.update(self.settings.headers())
+            self._http = http
+        return self._http
+
+    def close(self) -> None:
+        """Close the keep-alive connection; the next call opens a new one."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    # -- API ------------------------------------------------------------------------------------------
+
+    def get_session(self, platform: str, session_id: str, version_key: str) -> dict[str, Any]:
+        """
+        Fetch one session with ``GET /observability.sessions.get``.
+
+        The arguments are checked before any request is sent.
+
+        :param platform: ``android``, ``ios`` or ``web``.
+        :param session_id: The session's id, as DevRev's SDK reported it.
+        :param version_key: The app's version key the session was recorded under.
+        :return: The ``session`` object exactly as DevRev sent it (a JSON-serializable dict).
+        :raises DevRevNotFoundError: no such session (yet).
+        :raises DevRevError: any other failure, typed by status, after the retries allowed.
+        """
+        return self.call(get_session_request(platform, session_id, version_key))
+
+    async def aget_session(self, platform: str, session_id: str, version_key: str) -> dict[str, Any]:
+        """:meth:`get_session` without blocking the event loop, on the loop's shared connection pool."""
+        from airflow_provider_devrev.hooks._async_transport import acall
+
+        request = get_session_request(platform, session_id, version_key)
+        return await acall(request, await self.aget_settings(), sleep=self._async_sleep, log=self.log)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the token with one ``GET /dev-users.self``; the message names the user, or says why not."""
+        try:
+            user = self.call(dev_users_self_request(), retry=False)
+        except DevRevError as err:
+            return False, f"DevRev connection {self.devrev_conn_id!r} failed: {err}"
+        who = user.get("display_name") or user.get("full_name") or user.get("email") or user.get("id")
+        return True, f"Connected to DevRev at {self.settings.base_url} as {who} ({user.get('id')})"
+
+    # -- transport ------------------------------------------------------------------------------------
+
+    def call(self, request: ApiRequest, *, retry: bool = True) -> dict[str, Any]:
+        """Send ``request`` with the retry policy (or once) and return the result object."""
+        from tenacity import Retrying
+
+        settings = self.settings
+        if not retry:
+            return self._send_once(request, settings)
+        kwargs = settings.retry.tenacity_kwargs(sleep=self._sleep, log=self.log, what=request.describe())
+        result: dict[str, Any] = Retrying(**kwargs)(self._send_once, request, settings)
+        return result
+
+    def _send_once(self, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
+        import requests
+
+        try:
+            response = self.get_conn().request(
+                request.method,
+                request.url(settings.base_url),
+                json=request.body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.ConnectTimeout as err:
+            raise no_response_error(
+                request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
+            ) from err
+        except requests.Timeout as err:
+            raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+        except requests.RequestException as err:
+            raise no_response_error(request, settings.base_url) from err
+        try:
+            return parse_response(request, response.status_code, response.headers, response.content)
+        except DevRevError as err:
+            raise settings.retry.check_wait_acceptable(err) from None

@@ -1,0 +1,158 @@
+"""Wait until a DevRev session has been uploaded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev._arguments import validate_session_arguments
+from airflow_provider_devrev._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+from airflow_provider_devrev.connection import HookOptions
+from airflow_provider_devrev.contract import summarize_session
+from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.policy import SensorOutcome, describe_failure, sensor_outcome
+
+if TYPE_CHECKING:
+    from airflow_provider_devrev._compat import Context
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+
+class DevRevSessionSensor(BaseSensorOperator):
+    """
+    Wait until DevRev has a session (the SDKs upload sessions some time after they end), then push it.
+
+    When the session exists, the sensor succeeds and its ``return_value`` XCom is the ``session`` object
+    exactly as DevRev sent it. The outcome of each check is the same in every mode:
+
+    - 404 ``not_found``: not uploaded yet; check again after ``poke_interval``.
+    - 429, 5xx, connection errors and timeouts, once the hook's own retries are spent: one log line, and
+      check again; the sensor's ``timeout`` bounds the whole wait.
+    - 400, 401, 403, 413 or an unexpected body: fail at once (``AirflowFailException``, so no task retry):
+      waiting cannot fix them. With ``soft_fail`` the task is skipped instead, as for any sensor failure.
+
+    In ``deferrable`` mode the sensor checks once on the worker, then hands the wait to
+    :class:`~airflow_provider_devrev.triggers.devrev.DevRevSessionTrigger`, which applies the same rules
+    and the same deadline (``timeout`` counted from the sensor's start), so ``soft_fail`` and timeouts
+    behave exactly as in poke mode.
+
+    :param platform: ``android``, ``ios`` or ``web``. Templated.
+    :param session_id: The session to wait for. Templated.
+    :param version_key: The app version key the session was recorded under. Templated.
+    :param devrev_conn_id: The DevRev connection. Templated.
+    :param request_timeout: Seconds to wait for each read of an answer (the connection's ``timeout`` extra;
+        named so because ``timeout`` is the sensor's own).
+    :param max_retries: Retries within one check (overrides the connection's).
+    :param max_retry_wait: Longest ``Retry-After`` waited out within one check; a longer one ends the check,
+        and the next check comes no sooner than DevRev asked (deferrable mode) or after ``poke_interval``.
+    :param deferrable: Wait in the triggerer instead of a worker slot. Default: Airflow's
+        ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("platform", "session_id", "version_key", "devrev_conn_id")
+    ui_color = "#e6f0ff"
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        session_id: str,
+        version_key: str,
+        devrev_conn_id: str = "devrev_default",
+        request_timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_wait: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        validate_session_arguments(platform, session_id, version_key)
+        self.platform = platform
+        self.session_id = session_id
+        self.version_key = version_key
+        self.devrev_conn_id = devrev_conn_id
+        self.deferrable = deferrable
+        self.hook_options = HookOptions(
+            timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait
+        )
+
+    @cached_property
+    def hook(self) -> DevRevHook:
+        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
+        from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        try:
+            session = self.hook.get_session(self.platform, self.session_id, self.version_key)
+        except DevRevError as err:
+            return self._not_done(err)
+        self.log.info("Found %s", summarize_session(session))
+        return PokeReturnValue(is_done=True, xcom_value=session)
+
+    def _not_done(self, err: DevRevError) -> bool:
+        outcome = sensor_outcome(err)
+        if outcome is SensorOutcome.NOT_YET:
+            self.log.info("Session %s is not uploaded yet", self.session_id)
+            return False
+        if outcome is SensorOutcome.KEEP_WAITING:
+            self.log.warning("DevRev check failed (%s); trying again at the next poke", describe_failure(err))
+            return False
+        raise AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}") from err
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        started = time.time()
+        try:
+            first = self.poke(context)
+        except AirflowFailException as err:
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
+            raise
+        if isinstance(first, PokeReturnValue):
+            return first.xcom_value
+        self._defer(end_time=started + self.timeout)
+
+    def _defer(self, *, end_time: float) -> None:
+        from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
+
+        trigger = DevRevSessionTrigger(
+            devrev_conn_id=self.devrev_conn_id,
+            platform=self.platform,
+            session_id=self.session_id,
+            version_key=self.version_key,
+            poll_interval=self.poke_interval,
+            end_time=end_time,
+            hook_options=self.hook_options.as_kwargs(),
+        )
+        # The trigger enforces the deadline itself; Airflow's own deferral timeout is the backstop for a
+        # triggerer that is down, a little later so the trigger's clearer event normally comes first.
+        timeout = timedelta(seconds=max(0.0, end_time - time.time()) + 2 * self.poke_interval + 60)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the session, or fail as poke mode would."""
+        from airflow_provider_devrev.triggers.devrev import SENSOR_TIMEOUT, session_from_event
+
+        try:
+            session = session_from_event(event)
+        except DevRevError as err:
+            if err.error_type == SENSOR_TIMEOUT:
+                raise AirflowSensorTimeout(str(err)) from err
+            # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.
+            raise AirflowFailException(
+                f"waiting for session {self.session_id!r} cannot succeed: {err}"
+            ) from err
+        self.log.info("Found %s", summarize_session(session))
+        return session

@@ -1,0 +1,25 @@
+"""
+Test-wide Airflow set-up, done before anything imports Airflow.
+
+Each run gets its own Airflow home (and SQLite DB) in a temporary folder, unless AIRFLOW_HOME is already
+set by the caller (README's test command sets it to an ignored folder in the clone).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+_home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-devrev-tests-")
+os.environ["AIRFLOW_HOME"] = _home
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+# A developer's own connection must never leak into a test.
+for _name in list(os.environ):
+    if _name.startswith("AIRFLOW_CONN_"):
+        del os.environ[_name]

@@ -1,0 +1,190 @@
+"""DevRevSessionTrigger: real aiohttp against the simulator, with the polling loop's clock faked."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+
+import pytest
+
+from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger, session_from_event
+from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
+
+VERSION = "com.example.app@1.0.0"
+
+
+class FakeClock:
+    """Time that moves only when the trigger sleeps: hours of waiting in no time."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(DevRevSessionTrigger, "clock", staticmethod(fake.time))
+    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(fake.sleep))
+    return fake
+
+
+def make_trigger(session_id: str, *, poll_interval: float = 30, end_time: float | None = None, **options):
+    return DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="android",
+        session_id=session_id,
+        version_key=VERSION,
+        poll_interval=poll_interval,
+        end_time=end_time,
+        hook_options=options,
+    )
+
+
+def run_to_events(trigger: DevRevSessionTrigger) -> list[dict]:
+    async def consume():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(consume())
+
+
+def test_fires_one_success_event_with_the_session_after_it_appears(devrev_simulator, clock):
+    sim = devrev_simulator
+    session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=4)
+
+    events = run_to_events(make_trigger(session["session_id"], poll_interval=30))
+
+    assert events == [{"status": "success", "session": session}]
+    assert len(sim.requests_for(path="/observability.sessions.get")) == 4
+    assert clock.sleeps == [30, 30, 30]
+
+
+def test_keeps_polling_through_404_429_and_503(devrev_simulator, clock):
+    sim = devrev_simulator
+    session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION)
+    sim.add_fault("status", status=404, body={"type": "not_found", "message": "not yet"})
+    sim.add_fault("rate_limit", retry_after=45)
+    sim.add_fault("server_error", status=503)
+
+    events = run_to_events(make_trigger(session["session_id"], poll_interval=10, max_retries=0))
+
+    assert events == [{"status": "success", "session": session}]
+    assert len(sim.requests) == 4
+    # After the 429 the next poll waits what DevRev asked, not just the poll interval.
+    assert clock.sleeps == [10, 45, 10]
+
+
+def test_retries_inside_one_poll_use_the_hooks_policy(devrev_simulator, clock):
+    sim = devrev_simulator
+    session = sim.add_session(sim.make_session("web", platform="web"), version_key=VERSION)
+    sim.add_fault("server_error", status=500, times=2)
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="web",
+        session_id=session["session_id"],
+        version_key=VERSION,
+        poll_interval=60,
+    )
+
+    events = run_to_events(trigger)
+
+    assert events[0]["status"] == "success"
+    assert len(sim.requests) == 3
+    assert len(clock.sleeps) == 2 and all(0 < s <= 60 for s in clock.sleeps)
+
+
+def test_token_revoked_mid_wait_ends_with_an_error_event_at_once(devrev_simulator, clock):
+    sim = devrev_simulator
+    sim.add_fault("status", status=404, body={"type": "not_found"}, times=2)
+    sim.add_fault("revoked")
+
+    events = run_to_events(make_trigger("never-there", poll_interval=5))
+
+    [event] = events
+    assert event["status"] == "error"
+    assert event["error_type"] == "token_revoked"
+    assert event["status_code"] == 401
+    assert len(sim.requests) == 3
+    with pytest.raises(DevRevAuthError):
+        session_from_event(event)
+
+
+def test_deadline_ends_the_wait_with_a_timeout_event_after_hours_of_simulated_time(devrev_simulator, clock):
+    sim = devrev_simulator
+    end_time = clock.now + 3 * 3600
+
+    [event] = run_to_events(make_trigger("never-there", poll_interval=300, end_time=end_time))
+
+    assert event["status"] == "error"
+    assert event["error_type"] == "sensor_timeout"
+    # One check at the start, one per poll interval, one at the deadline; never more.
+    assert len(sim.requests) == 3 * 3600 // 300 + 1
+    assert sum(clock.sleeps) == pytest.approx(3 * 3600)
+    assert all(s <= 300 for s in clock.sleeps)
+
+
+def test_serialize_holds_no_secret_and_survives_airflows_serializers(devrev_simulator):
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = make_trigger("s-1", poll_interval=12.5, end_time=1_800_000_000.0, timeout=5, max_retries=2)
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == "airflow_provider_devrev.triggers.devrev.DevRevSessionTrigger"
+    assert set(kwargs) == {
+        "devrev_conn_id", "platform", "session_id", "version_key", "poll_interval", "end_time", "hook_options"
+    }
+    assert devrev_simulator.token not in json.dumps(kwargs)
+    assert devrev_simulator.token not in repr(trigger)
+    stored = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    assert stored == kwargs
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow 2.11
+        pass
+    else:
+        assert deserialize(serialize(kwargs)) == kwargs
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**stored)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_a_rebuilt_trigger_resumes_the_wait(devrev_simulator, clock, monkeypatch):
+    sim = devrev_simulator
+    session = sim.add_session(
+        sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=3
+    )
+    first = make_trigger(session["session_id"], poll_interval=7, end_time=clock.now + 600)
+
+    async def killed(seconds: float) -> None:
+        # The triggerer dies while the trigger sleeps between polls.
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(killed))
+    with pytest.raises(asyncio.CancelledError):
+        run_to_events(first)
+    assert len(sim.requests) == 1
+
+    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(clock.sleep))
+    _, kwargs = first.serialize()
+    events = run_to_events(DevRevSessionTrigger(**kwargs))
+
+    assert events == [{"status": "success", "session": session}]
+    assert len(sim.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, "success", {}, {"status": "success"}, {"status": "success", "session": "x"}, {"status": "done"}],
+)
+def test_malformed_events_are_clear_errors(event):
+    with pytest.raises(DevRevError, match="event"):
+        session_from_event(event)
