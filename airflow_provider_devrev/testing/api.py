@@ -1,0 +1,179 @@
+"""Contract-level request handling of the DevRev simulator: the endpoints and their routing.
+
+Everything here is transport-free: it takes decoded parameters and returns a
+:class:`~airflow_provider_devrev.testing.protocol.Reply`, which keeps the endpoint logic testable apart
+from faults and sockets. A POST body that is not a JSON object is answered 400 ``parse_error``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, PLATFORMS
+from airflow_provider_devrev.testing.filters import build_filter
+from airflow_provider_devrev.testing.protocol import (
+    ApiError,
+    Params,
+    Reply,
+    bad_request,
+    json_reply,
+    not_found,
+)
+from airflow_provider_devrev.testing.store import (
+    DEFAULT_SORT,
+    SORT_FIELDS,
+    CursorError,
+    SessionStore,
+    SortSpec,
+    decode_cursor,
+    encode_cursor,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+LIST_MODES = ("after", "before")
+SESSION_KINDS = ("mobile", "web")
+
+DEV_USER: dict[str, Any] = {
+    "id": "DEVU-1",
+    "display_id": "DEVU-1",
+    "display_name": "simulator",
+    "full_name": "DevRev Simulator",
+    "email": "simulator@example.invalid",
+    "state": "active",
+}
+
+
+def parse_sort(items: list[str] | None) -> SortSpec:
+    """Parse ``sort_by`` items such as ``created_at`` or ``session_duration_ms:desc``."""
+    if not items:
+        return DEFAULT_SORT
+    allowed = [f"{field}{suffix}" for field in SORT_FIELDS for suffix in ("", ":asc", ":desc")]
+    spec: list[tuple[str, bool]] = []
+    for item in items:
+        field, _, direction = item.partition(":")
+        if item not in allowed or any(field == seen for seen, _ in spec):
+            raise bad_request(
+                "value_not_permitted",
+                f"cannot sort by {item!r}",
+                field_name="sort_by",
+                allowed_values=allowed,
+            )
+        spec.append((field, direction == "desc"))
+    return tuple(spec)
+
+
+def sessions_get(params: Params, store: SessionStore, *, now: float) -> Reply:
+    """``observability.sessions.get`` (GET query or POST body)."""
+    platform = params.need_enum("platform", PLATFORMS)
+    session_id = params.need_string("session_id")
+    version_key = params.need_string("version_key")
+    session = store.lookup(platform=platform, session_id=session_id, version_key=version_key, now=now)
+    if session is None:
+        raise not_found(f"session {session_id!r} not found for version_key {version_key!r} on {platform}")
+    return json_reply(200, {"session": session})
+
+
+def sessions_list(params: Params, store: SessionStore, *, now: float, page_size: int) -> Reply:
+    """``observability.sessions.list``; filters apply to POST bodies only, as in the contract."""
+    kind = params.need_enum("type", SESSION_KINDS) if params.from_json else None
+    platform = params.need_enum("platform", PLATFORMS)
+    version_key = params.need_string("version_key")
+    if kind is not None:
+        allowed = MOBILE_PLATFORMS if kind == "mobile" else ("web",)
+        if platform not in allowed:
+            raise bad_request(
+                "value_not_permitted",
+                f"platform {platform!r} does not match session type {kind!r}",
+                field_name="platform",
+                allowed_values=list(allowed),
+            )
+    cursor_text = params.string("cursor", allow_empty=True)
+    limit = params.integer("limit", minimum=1) or page_size
+    mode = params.enum("mode", LIST_MODES) or "after"
+    sort = parse_sort(params.string_list("sort_by"))
+    matches = build_filter(params, kind) if kind is not None else _match_all
+    cursor = None
+    if cursor_text:
+        try:
+            cursor = decode_cursor(cursor_text, sort)
+        except CursorError as exc:
+            raise bad_request("invalid_field", str(exc), field_name="cursor") from exc
+    sessions, next_key, prev_key = store.page(
+        version_key=version_key,
+        platform=platform,
+        matches=matches,
+        sort=sort,
+        cursor=cursor,
+        mode=mode,
+        limit=limit,
+        now=now,
+    )
+    payload: dict[str, Any] = {"sessions": sessions}
+    if next_key is not None:
+        payload["next_cursor"] = encode_cursor(next_key, sort)
+    if prev_key is not None:
+        payload["prev_cursor"] = encode_cursor(prev_key, sort)
+    return json_reply(200, payload)
+
+
+def _match_all(session: dict[str, Any]) -> bool:
+    return True
+
+
+def dev_users_self() -> Reply:
+    """``dev-users.self``: the fixed simulated user."""
+    return json_reply(200, {"dev_user": dict(DEV_USER)})
+
+
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/observability.sessions.get": ("GET", "POST"),
+    "/observability.sessions.list": ("GET", "POST"),
+    "/dev-users.self": ("GET",),
+}
+
+
+def dispatch(
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    body: Any,
+    body_error: str | None,
+    store: SessionStore,
+    *,
+    now: float,
+    page_size: int,
+) -> Reply:
+    """Route an authenticated request and turn contract errors into replies.
+
+    :param method: the HTTP method.
+    :param path: the decoded path without query.
+    :param query: decoded query parameters.
+    :param body: the parsed JSON body of a POST.
+    :param body_error: why the POST body could not be parsed, or None.
+    :param store: the session store.
+    :param now: the simulator clock's current value.
+    :param page_size: the default list page size.
+    """
+    try:
+        methods = ROUTES.get(path)
+        if methods is None:
+            raise not_found(f"no such endpoint {path!r} (the simulator serves {', '.join(ROUTES)})")
+        if method not in methods:
+            # 405 is outside the contract; a JSON body in DevRev's error shape keeps clients' parsers happy.
+            allow = (("Allow", ", ".join(methods)),)
+            return json_reply(405, {"type": "method_not_allowed", "message": f"{method} not allowed"}, allow)
+        if path == "/dev-users.self":
+            return dev_users_self()
+        if method == "POST":
+            if body_error is not None:
+                raise bad_request("parse_error", body_error)
+            params = Params(body, from_json=True)
+        else:
+            params = Params(query, from_json=False)
+        if path == "/observability.sessions.get":
+            return sessions_get(params, store, now=now)
+        return sessions_list(params, store, now=now, page_size=page_size)
+    except ApiError as exc:
+        return exc.reply()

@@ -1,0 +1,106 @@
+"""The data-set half of :class:`~airflow_provider_devrev.testing.simulator.DevRevSimulator`.
+
+Kept apart from the HTTP half so the rules of what clients can see (appearance after K lookups or after
+T clock seconds) read in one place.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev.testing import data
+from airflow_provider_devrev.testing.store import SessionStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class SimulatorState:
+    """Sessions of a simulator, guarded by one lock shared with the request handlers.
+
+    :param seed: seeds the data set and the generator behind :meth:`make_session`.
+    :param clock: time source for ``appear_after_seconds``.
+    :param seed_data: whether to load the seeded data set.
+    """
+
+    def __init__(self, *, seed: int, clock: Callable[[], float], seed_data: bool) -> None:
+        self._lock = threading.RLock()
+        self._clock = clock
+        # A generator of its own, so making sessions never shifts the seeded data set (and vice versa).
+        self._rng = random.Random(f"devrev-simulator-make-{seed}")
+        self._store = SessionStore()
+        if seed_data:
+            now = clock()
+            for version_key, session in data.seed_sessions(seed):
+                self._store.add(session, version_key=version_key, now=now)
+
+    @property
+    def sessions(self) -> list[dict[str, Any]]:
+        """Copies of the sessions clients can currently see, ordered by created_at then session_id."""
+        with self._lock:
+            return self._store.visible(self._clock())
+
+    def make_session(
+        self,
+        kind: str = "mobile",
+        *,
+        platform: str | None = None,
+        session_id: str | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """A realistic, contract-valid session object created now; it is NOT added (see :meth:`add_session`).
+
+        :param kind: ``mobile`` or ``web``.
+        :param platform: ``android`` (mobile default) or ``ios``; ``web`` for web.
+        :param session_id: the id; a generated uuid4-shaped id when omitted.
+        :param overrides: top-level fields to set; dict values are merged one level deep, so
+            ``device_metadata={"app_version": "6.0.0"}`` keeps the other metadata.
+        :raises ValueError: for an unknown kind or a platform that does not fit it.
+        """
+        with self._lock:
+            return data.make_session(self._rng, kind, platform=platform, session_id=session_id, **overrides)
+
+    def add_session(
+        self,
+        session: dict[str, Any],
+        *,
+        version_key: str,
+        appear_after_requests: int | None = None,
+        appear_after_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace, same version key and id) a session; returns a copy of what is stored.
+
+        The session is served as given, so it should be contract-valid (:meth:`make_session` output is).
+        It needs ``type``, ``session_id``, an ISO-8601 ``created_at`` (lists are ordered by it) and, for a
+        mobile session, ``platform``.
+
+        :param session: the session object; a deep copy is stored.
+        :param version_key: the app version key requests must name to find it.
+        :param appear_after_requests: K: the first K-1 ``sessions.get`` requests for it (same session id,
+            version key and platform) answer 404 ``not_found``, the K-th and later find it. Until then
+            it is also missing from lists. Other requests do not count.
+        :param appear_after_seconds: T: visible once ``clock() - clock_at_add >= T``. With both set, both
+            conditions must hold.
+        :raises ValueError: for a session the simulator cannot serve or a negative/zero condition.
+        """
+        with self._lock:
+            return self._store.add(
+                session,
+                version_key=version_key,
+                now=self._clock(),
+                appear_after_requests=appear_after_requests,
+                appear_after_seconds=appear_after_seconds,
+            )
+
+    def remove_session(self, session_id: str, *, version_key: str | None = None) -> None:
+        """Remove a session (under every version key, or only ``version_key``).
+
+        :param session_id: the session id.
+        :param version_key: restrict removal to this version key.
+        :raises KeyError: when no such session exists.
+        """
+        with self._lock:
+            if not self._store.remove(session_id, version_key):
+                raise KeyError(session_id)

@@ -1,0 +1,244 @@
+"""In-memory session store of the DevRev simulator: visibility rules and keyset paging.
+
+Not thread-safe on its own: :class:`~airflow_provider_devrev.testing.simulator.DevRevSimulator` calls it
+under its lock.
+
+Paging is keyset-based: a cursor encodes the sort key of the entry it stands after (or before), never
+server-side state, so memory stays flat however many cursors clients obtain or abandon, and a page stays
+correct when sessions are added between two page requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import heapq
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, parse_datetime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+SORT_FIELDS = ("created_at", "session_duration_ms")
+SortSpec = tuple[tuple[str, bool], ...]  # (field, descending) in priority order; session_id breaks ties
+SortKey = tuple[Any, ...]
+DEFAULT_SORT: SortSpec = (("created_at", False),)
+
+
+class CursorError(ValueError):
+    """A cursor that this simulator did not issue, or issued for another sort order."""
+
+
+@dataclass
+class Entry:
+    """One stored session and the rules deciding when clients can see it."""
+
+    version_key: str
+    platform: str
+    session: dict[str, Any]
+    created_ts: float
+    added_at: float
+    appear_after_requests: int | None
+    appear_after_seconds: float | None
+    lookups: int = 0
+
+    @property
+    def session_id(self) -> str:
+        return str(self.session["session_id"])
+
+    def visible(self, now: float) -> bool:
+        """Whether the session has "appeared" (been uploaded) at clock value ``now``.
+
+        :param now: the simulator clock's current value.
+        """
+        if self.appear_after_requests is not None and self.lookups < self.appear_after_requests:
+            return False
+        return self.appear_after_seconds is None or now - self.added_at >= self.appear_after_seconds
+
+    def sort_key(self, sort: SortSpec) -> SortKey:
+        values: list[Any] = []
+        for field, descending in sort:
+            if field == "created_at":
+                value = self.created_ts
+            else:
+                duration = self.session.get("session_duration_ms")
+                value = float(duration) if isinstance(duration, int | float) else 0.0
+            values.append(-value if descending else value)
+        values.append(self.session_id)
+        return tuple(values)
+
+
+def session_platform(session: dict[str, Any]) -> str:
+    """The platform a session is stored under, checking the fields the store relies on.
+
+    :param session: a session object.
+    :raises ValueError: when the session lacks what the simulator needs to serve it.
+    """
+    kind = session.get("type")
+    if kind not in ("mobile", "web"):
+        raise ValueError(f"session 'type' must be 'mobile' or 'web', not {kind!r}")
+    session_id = session.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        raise ValueError("session needs a non-empty string 'session_id'")
+    created_at = session.get("created_at")
+    if not isinstance(created_at, str):
+        raise ValueError("session needs an ISO-8601 'created_at' string (lists are ordered by it)")
+    parse_datetime(created_at)
+    platform = session.get("platform", "web" if kind == "web" else None)
+    allowed = MOBILE_PLATFORMS if kind == "mobile" else ("web",)
+    if platform not in allowed:
+        raise ValueError(f"a {kind} session needs 'platform' in {list(allowed)}, got {platform!r}")
+    return str(platform)
+
+
+class SessionStore:
+    """Sessions keyed by ``(version_key, session_id)``, indexed by ``(version_key, platform)`` for lists."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Entry] = {}
+        self._by_scope: dict[tuple[str, str], dict[str, Entry]] = {}
+
+    def add(
+        self,
+        session: dict[str, Any],
+        *,
+        version_key: str,
+        now: float,
+        appear_after_requests: int | None = None,
+        appear_after_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Store a deep copy of ``session``, replacing any session with the same version key and id.
+
+        :param session: the session object.
+        :param version_key: the app version key it belongs to.
+        :param now: clock value at which ``appear_after_seconds`` starts counting.
+        :param appear_after_requests: lookups needed before it is found (the K-th finds it).
+        :param appear_after_seconds: clock seconds before it is visible.
+        :returns: a copy of what was stored.
+        """
+        platform = session_platform(session)
+        if not isinstance(version_key, str) or not version_key:
+            raise ValueError("version_key must be a non-empty string")
+        if appear_after_requests is not None and appear_after_requests < 1:
+            raise ValueError("appear_after_requests must be >= 1")
+        if appear_after_seconds is not None and appear_after_seconds < 0:
+            raise ValueError("appear_after_seconds must be >= 0")
+        stored = copy.deepcopy(session)
+        entry = Entry(
+            version_key=version_key,
+            platform=platform,
+            session=stored,
+            created_ts=parse_datetime(stored["created_at"]).timestamp(),
+            added_at=now,
+            appear_after_requests=appear_after_requests,
+            appear_after_seconds=appear_after_seconds,
+        )
+        self._discard(version_key, entry.session_id)
+        self._by_key[(version_key, entry.session_id)] = entry
+        self._by_scope.setdefault((version_key, platform), {})[entry.session_id] = entry
+        return copy.deepcopy(stored)
+
+    def _discard(self, version_key: str, session_id: str) -> bool:
+        old = self._by_key.pop((version_key, session_id), None)
+        if old is None:
+            return False
+        del self._by_scope[(version_key, old.platform)][session_id]
+        return True
+
+    def remove(self, session_id: str, version_key: str | None = None) -> int:
+        """Remove a session from every version key (or only ``version_key``); returns how many went."""
+        keys = [key for key in self._by_key if key[1] == session_id and version_key in (None, key[0])]
+        for key in keys:
+            self._discard(*key)
+        return len(keys)
+
+    def lookup(self, *, platform: str, session_id: str, version_key: str, now: float) -> dict[str, Any] | None:
+        """Find a session as ``sessions.get`` does, counting the lookup towards ``appear_after_requests``.
+
+        :returns: a copy of the session, or None when it does not exist (yet) for these parameters.
+        """
+        entry = self._by_key.get((version_key, session_id))
+        if entry is None or entry.platform != platform:
+            return None
+        entry.lookups += 1
+        return copy.deepcopy(entry.session) if entry.visible(now) else None
+
+    def visible(self, now: float) -> list[dict[str, Any]]:
+        """Copies of every visible session, in list order (created_at, then session_id)."""
+        entries = [entry for entry in self._by_key.values() if entry.visible(now)]
+        entries.sort(key=lambda entry: (entry.created_ts, entry.session_id, entry.version_key))
+        return [copy.deepcopy(entry.session) for entry in entries]
+
+    def page(
+        self,
+        *,
+        version_key: str,
+        platform: str,
+        matches: Callable[[dict[str, Any]], bool],
+        sort: SortSpec,
+        cursor: SortKey | None,
+        mode: str,
+        limit: int,
+        now: float,
+    ) -> tuple[list[dict[str, Any]], SortKey | None, SortKey | None]:
+        """One page of a list request.
+
+        :param mode: ``after`` (entries after ``cursor``, or from the start) or ``before`` (entries before
+            ``cursor``, or from the end); either way the page is in ``sort`` order.
+        :returns: ``(sessions, next_key, prev_key)``; a key is None when nothing lies beyond that side.
+        """
+        scope = self._by_scope.get((version_key, platform), {})
+        candidates = [
+            (entry.sort_key(sort), entry) for entry in scope.values() if entry.visible(now) and matches(entry.session)
+        ]
+        if mode == "before":
+            pool = candidates if cursor is None else [item for item in candidates if item[0] < cursor]
+            chosen = heapq.nlargest(limit + 1, pool, key=lambda item: item[0])
+            more_before = len(chosen) > limit
+            chosen = chosen[:limit][::-1]
+            more_after = len(pool) < len(candidates)
+        else:
+            pool = candidates if cursor is None else [item for item in candidates if item[0] > cursor]
+            chosen = heapq.nsmallest(limit + 1, pool, key=lambda item: item[0])
+            more_after = len(chosen) > limit
+            chosen = chosen[:limit]
+            more_before = len(pool) < len(candidates)
+        sessions = [copy.deepcopy(entry.session) for _, entry in chosen]
+        next_key = chosen[-1][0] if chosen and more_after else None
+        prev_key = chosen[0][0] if chosen and more_before else None
+        return sessions, next_key, prev_key
+
+
+def sort_spec_text(sort: SortSpec) -> str:
+    return ",".join(f"{field}:{'desc' if descending else 'asc'}" for field, descending in sort)
+
+
+def encode_cursor(key: SortKey, sort: SortSpec) -> str:
+    """An opaque cursor for ``key``; it carries the sort order so a mismatched reuse is detected."""
+    raw = json.dumps({"s": sort_spec_text(sort), "k": list(key)}, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: SortSpec) -> SortKey:
+    """Inverse of :func:`encode_cursor`.
+
+    :raises CursorError: when the cursor is malformed or was issued for another sort order.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError) as exc:
+        raise CursorError("cursor is not one this server issued") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("k"), list):
+        raise CursorError("cursor is not one this server issued")
+    if payload.get("s") != sort_spec_text(sort):
+        raise CursorError("cursor was issued for a different sort_by")
+    key: Sequence[Any] = payload["k"]
+    numbers_ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in key[:-1])
+    if len(key) != len(sort) + 1 or not numbers_ok or not isinstance(key[-1], str):
+        raise CursorError("cursor is not one this server issued")
+    return tuple(key)
