@@ -14,6 +14,7 @@ from airflow_provider_devrev.contract import (
     parse_retry_after,
 )
 from airflow_provider_devrev.exceptions import (
+    DevRevError,
     DevRevRateLimitError,
     DevRevServerError,
     DevRevUnexpectedResponseError,
@@ -62,7 +63,7 @@ def test_429_without_json_keeps_the_header_wait_and_is_transient():
 
 
 def parse_error(status, headers, content):
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(DevRevError) as caught:
         parse_response(REQ, status, headers, content, now=NOW)
     return caught.value
 

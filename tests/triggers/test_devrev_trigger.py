@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger, session_from_event
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
+from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger, session_from_event
 
 VERSION = "com.example.app@1.0.0"
 
@@ -59,7 +59,9 @@ def run_to_events(trigger: DevRevSessionTrigger) -> list[dict]:
 
 def test_fires_one_success_event_with_the_session_after_it_appears(devrev_simulator, clock):
     sim = devrev_simulator
-    session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=4)
+    session = sim.add_session(
+        sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=4
+    )
 
     events = run_to_events(make_trigger(session["session_id"], poll_interval=30))
 
@@ -99,7 +101,8 @@ def test_retries_inside_one_poll_use_the_hooks_policy(devrev_simulator, clock):
 
     assert events[0]["status"] == "success"
     assert len(sim.requests) == 3
-    assert len(clock.sleeps) == 2 and all(0 < s <= 60 for s in clock.sleeps)
+    assert len(clock.sleeps) == 2
+    assert all(0 < s <= 60 for s in clock.sleeps)
 
 
 def test_token_revoked_mid_wait_ends_with_an_error_event_at_once(devrev_simulator, clock):
@@ -140,7 +143,13 @@ def test_serialize_holds_no_secret_and_survives_airflows_serializers(devrev_simu
 
     assert classpath == "airflow_provider_devrev.triggers.devrev.DevRevSessionTrigger"
     assert set(kwargs) == {
-        "devrev_conn_id", "platform", "session_id", "version_key", "poll_interval", "end_time", "hook_options"
+        "devrev_conn_id",
+        "platform",
+        "session_id",
+        "version_key",
+        "poll_interval",
+        "end_time",
+        "hook_options",
     }
     assert devrev_simulator.token not in json.dumps(kwargs)
     assert devrev_simulator.token not in repr(trigger)

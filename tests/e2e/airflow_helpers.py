@@ -1,0 +1,49 @@
+"""Reading a finished ``dag.test()`` run back from Airflow's metadata DB."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def dag_bag(folder: str | None = None) -> Any:
+    """Parse a dags folder the way the dag processor does (examples are off in the test config)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2.11
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag(dag_folder=folder or os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def load_dag(dag_id: str) -> Any:
+    """Parse the dags folder and return one DAG, failing on any import error."""
+    bag = dag_bag()
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    """``task_id`` (with ``[map_index]`` for mapped ones) → final state."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = dag_run.get_task_instances(session=session)
+        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in tis}
+
+
+def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    """The ``return_value`` XCom of one task instance of ``dag_run``."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=dag_run.run_id,
+            dag_ids=dag_run.dag_id,
+            task_ids=task_id,
+            map_indexes=map_index,
+            key="return_value",
+        )
+        rows = list(session.scalars(query))
+        assert len(rows) == 1, f"expected one XCom from {task_id}, got {len(rows)}"
+        return XComModel.deserialize_value(rows[0])
