@@ -153,9 +153,7 @@ def base_url_from(host: str | None, port: int | None, *, allow_insecure_http: bo
         raw = "https://" + raw
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DevRevInvalidInputError(
-            f"host of connection {conn_id!r}", host, "must be an http(s) URL or a host name"
-        )
+        raise DevRevInvalidInputError(f"host of connection {conn_id!r}", host, "must be an http(s) URL or a host name")
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"

@@ -241,8 +241,7 @@ def no_response_error(
     """
     if timeout is not None:
         return DevRevServerError(
-            f"{request.describe()} to {base_url} got no answer within the "
-            f"{timeout:g} s {timeout_kind} timeout",
+            f"{request.describe()} to {base_url} got no answer within the {timeout:g} s {timeout_kind} timeout",
             error_type="timeout",
         )
     return DevRevServerError(

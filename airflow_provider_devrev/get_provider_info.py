@@ -68,15 +68,9 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.hooks.devrev"]}],
-        "operators": [
-            {"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.operators.devrev"]}
-        ],
-        "sensors": [
-            {"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.sensors.devrev"]}
-        ],
-        "triggers": [
-            {"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.triggers.devrev"]}
-        ],
+        "operators": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.operators.devrev"]}],
+        "sensors": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.sensors.devrev"]}],
+        "triggers": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.triggers.devrev"]}],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_devrev.hooks.devrev.DevRevHook",

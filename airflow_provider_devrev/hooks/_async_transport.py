@@ -80,9 +80,7 @@ async def acall(
 async def _send_once(
     session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
 ) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-    )
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
     try:
         async with session.request(
             request.method,

@@ -57,9 +57,7 @@ class GetSessionOperator(BaseOperator):
         self.session_id = session_id
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
-        self.hook_options = HookOptions(
-            timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait
-        )
+        self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
     @cached_property
     def hook(self) -> DevRevHook:

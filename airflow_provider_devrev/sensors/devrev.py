@@ -81,9 +81,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.deferrable = deferrable
-        self.hook_options = HookOptions(
-            timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait
-        )
+        self.hook_options = HookOptions(timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
     @cached_property
     def hook(self) -> DevRevHook:
@@ -151,8 +149,6 @@ class DevRevSessionSensor(BaseSensorOperator):
             if err.error_type == SENSOR_TIMEOUT:
                 raise AirflowSensorTimeout(str(err)) from err
             # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.
-            raise AirflowFailException(
-                f"waiting for session {self.session_id!r} cannot succeed: {err}"
-            ) from err
+            raise AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}") from err
         self.log.info("Found %s", summarize_session(session))
         return session

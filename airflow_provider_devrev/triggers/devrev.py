@@ -165,6 +165,4 @@ def session_from_event(event: Any) -> dict[str, Any]:
             error_type=error_type if isinstance(error_type, str) else None,
             reference_id=reference_id if isinstance(reference_id, str) else None,
         )
-    raise DevRevError(
-        f"malformed event from DevRevSessionTrigger: keys {sorted(map(str, event))}, status={status!r}"
-    )
+    raise DevRevError(f"malformed event from DevRevSessionTrigger: keys {sorted(map(str, event))}, status={status!r}")
