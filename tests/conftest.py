@@ -8,10 +8,14 @@ set by the caller (README's test command sets it to an ignored folder in the clo
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
+E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 
 _home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-devrev-tests-")
 os.environ["AIRFLOW_HOME"] = _home
@@ -23,3 +27,20 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 for _name in list(os.environ):
     if _name.startswith("AIRFLOW_CONN_"):
         del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """
+    Populate the dags folder (the example DAGs and the e2e failure-path DAGs) and create the metadata DB,
+    once per test session.
+    """
+    dags_folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags_folder.mkdir(parents=True, exist_ok=True)
+    for source in [*sorted((REPO / "dags" / "examples").glob("*.py")), *sorted(E2E_DAGS.glob("*.py"))]:
+        shutil.copy(source, dags_folder / source.name)
+
+    from airflow.utils.db import resetdb
+
+    resetdb()
+    return dags_folder

@@ -1,0 +1,130 @@
+"""The provider as Airflow sees it: discovery, connection form metadata, and the CLI against the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_devrev.get_provider_info import get_provider_info
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AIRFLOW, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=180, check=False
+    )
+
+
+def test_provider_info_matches_the_distribution_and_airflows_schema():
+    import importlib.resources
+    from importlib.metadata import distribution
+
+    import jsonschema
+
+    info = get_provider_info()
+    assert info["package-name"] == distribution("airflow-provider-devrev").metadata["Name"]
+    schema = json.loads(importlib.resources.files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(info, schema)
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for module in info[section][0]["python-modules"]:
+            __import__(module)
+
+
+def test_connection_form_declares_what_the_issue_asks():
+    [conn_type] = get_provider_info()["connection-types"]
+    behaviour = conn_type["ui-field-behaviour"]
+    assert conn_type["connection-type"] == "devrev"
+    assert set(behaviour["hidden-fields"]) == {"schema", "port", "login"}
+    assert behaviour["relabeling"]["password"] == "API token"
+    assert behaviour["placeholders"]["host"] == "https://api.devrev.ai"
+    assert set(conn_type["conn-fields"]) == {
+        "timeout",
+        "max_retries",
+        "max_retry_wait",
+        "api_scope",
+        "allow_insecure_http",
+    }
+
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+    legacy = DevRevHook.get_ui_field_behaviour()
+    assert {key.replace("_", "-"): value for key, value in legacy.items()} == behaviour
+
+
+def test_airflow_discovers_the_hook_and_its_form_without_deprecation_warnings():
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "from airflow.providers_manager import ProvidersManager\n"
+        "pm = ProvidersManager()\n"
+        "pm.initialize_providers_hooks()\n"
+        "print(pm.providers['airflow-provider-devrev'].version)\n"
+        "print(pm._hooks_lazy_dict['devrev'].hook_class_name)\n"
+        "print(sorted(pm._field_behaviours['devrev']['hidden_fields']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:3] == [
+        "0.1.0",
+        "airflow_provider_devrev.hooks.devrev.DevRevHook",
+        "['login', 'port', 'schema']",
+    ]
+
+
+def test_airflow_providers_list_shows_the_provider():
+    done = airflow_cli("providers", "list")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "airflow-provider-devrev" in done.stdout
+
+
+def test_airflow_connections_test_succeeds_against_the_simulator(devrev_simulator, airflow_db):
+    done = airflow_cli("connections", "test", "devrev_default", AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Connection success" in done.stdout
+    assert [(r.method, r.path) for r in devrev_simulator.requests] == [("GET", "/dev-users.self")]
+    assert devrev_simulator.token not in done.stdout + done.stderr
+
+
+def test_airflow_connections_test_fails_clearly_with_a_wrong_token(devrev_simulator, airflow_db):
+    conn = json.loads(devrev_simulator.connection_json())
+    conn["password"] = "wrong-token-0123456789"
+    done = airflow_cli(
+        "connections",
+        "test",
+        "devrev_default",
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        AIRFLOW_CONN_DEVREV_DEFAULT=json.dumps(conn),
+    )
+
+    output = done.stdout + done.stderr
+    assert "Connection failed" in output
+    assert "401" in output
+    assert "unauthenticated" in output
+    assert "wrong-token-0123456789" not in output
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["airflow_provider_devrev.operators.devrev", "airflow_provider_devrev.sensors.devrev"],
+)
+def test_dag_parse_imports_nothing_heavy(module):
+    # Airflow's own base classes come first (they load tenacity themselves); then only our module.
+    code = (
+        "import sys\n"
+        "from airflow.providers.common.compat.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, conf\n"
+        "before = set(sys.modules)\n"
+        f"import {module}\n"
+        "heavy = ('aiohttp', 'tenacity', 'requests', 'yarl', 'airflow_provider_devrev.testing', "
+        "'airflow_provider_devrev.hooks', 'airflow_provider_devrev.triggers')\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
