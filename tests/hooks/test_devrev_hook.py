@@ -531,3 +531,11 @@ def test_the_simulators_uri_form_works_as_a_connection(sim, monkeypatch):
     assert hook.get_session("web", session["session_id"], "com.example.app@1.0.0") == session
     assert hook.settings.base_url == sim.url
     assert hook.settings.read_timeout == 5
+
+
+def test_the_token_is_registered_with_airflows_secret_masker(sim):
+    from airflow.providers.common.compat.sdk import redact
+
+    DevRevHook().settings  # noqa: B018  (reading the connection registers the token)
+
+    assert sim.token not in str(redact(f"token={sim.token}"))

@@ -197,3 +197,31 @@ def test_a_rebuilt_trigger_resumes_the_wait(devrev_simulator, clock, monkeypatch
 def test_malformed_events_are_clear_errors(event):
     with pytest.raises(DevRevError, match="event"):
         session_from_event(event)
+
+
+def test_concurrent_triggers_share_one_pool_and_release_it(devrev_simulator, clock):
+    from airflow_provider_devrev.hooks import _async_transport
+
+    sim = devrev_simulator
+    sessions = [
+        sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=2)
+        for _ in range(50)
+    ]
+    triggers = [make_trigger(s["session_id"], poll_interval=1) for s in sessions]
+    pools_seen: set[int] = set()
+
+    async def run_all():
+        async def one(trigger):
+            events = [event.payload async for event in trigger.run()]
+            pools_seen.update(id(pool.session) for pool in _async_transport._POOLS.values())
+            return events
+
+        return await asyncio.gather(*(one(t) for t in triggers))
+
+    results = asyncio.run(run_all())
+
+    assert [events[0]["session"] for events in results] == sessions
+    assert len(sim.requests) == 100
+    assert len(pools_seen) == 1
+    assert sim.connections_opened <= _async_transport.POOL_SIZE
+    assert not _async_transport._POOLS, "the last trigger closes the pool"
