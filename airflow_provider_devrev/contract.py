@@ -31,6 +31,8 @@ PLATFORMS: tuple[str, ...] = ("android", "ios", "web")
 
 SESSIONS_GET_PATH = "/observability.sessions.get"
 DEV_USERS_SELF_PATH = "/dev-users.self"
+#: Longest path-and-query sent as a GET; many proxies and load balancers refuse URLs over 8 KiB.
+MAX_GET_URL_CHARS = 4096
 
 
 def validate_platform(value: Any, field_name: str = "platform") -> str:
@@ -90,13 +92,22 @@ class ApiRequest:
 
 
 def get_session_request(platform: Any, session_id: Any, version_key: Any) -> ApiRequest:
-    """Validate the arguments of ``observability.sessions.get`` and describe the GET request."""
+    """
+    Validate the arguments of ``observability.sessions.get`` and describe the request.
+
+    GET, as DevRev documents it first; but ids whose query would make a URL longer than proxies commonly
+    accept go in the contract's equivalent POST form (same fields as a JSON body), so any id of any
+    length reaches DevRev exactly as given.
+    """
     query = (
         ("platform", validate_platform(platform)),
         ("session_id", validate_text(session_id, "session_id")),
         ("version_key", validate_text(version_key, "version_key")),
     )
-    return ApiRequest("GET", SESSIONS_GET_PATH, query=query, result_key="session")
+    get = ApiRequest("GET", SESSIONS_GET_PATH, query=query, result_key="session")
+    if len(get.url("")) <= MAX_GET_URL_CHARS:
+        return get
+    return ApiRequest("POST", SESSIONS_GET_PATH, body=dict(query), result_key="session")
 
 
 def dev_users_self_request() -> ApiRequest:

@@ -161,3 +161,12 @@ def sensor_outcome(error: DevRevError) -> SensorOutcome:
         # Any 5xx is the server's problem, not the request's: the sensor's timeout bounds the wait.
         return SensorOutcome.KEEP_WAITING
     return SensorOutcome.FAIL
+
+
+def next_check_delay(interval: float, error: DevRevError | None) -> float:
+    """
+    Seconds until a waiting sensor or trigger checks again: its interval, or longer if DevRev's last
+    answer asked for a longer wait (``Retry-After`` beyond what the hook would wait out itself).
+    """
+    retry_after = error.retry_after if error is not None else None
+    return max(interval, retry_after or 0.0)

@@ -125,3 +125,14 @@ def test_sensor_outcome_table(status, outcome):
     if status == 200:
         cls = DevRevUnexpectedResponseError
     assert sensor_outcome(cls("x", status_code=status)) is outcome
+
+
+def test_ids_too_long_for_a_url_use_the_contracts_post_form():
+    short = get_session_request("ios", "s" * 100, "v")
+    long = get_session_request("ios", "é" * 1000, "v")
+
+    assert (short.method, short.body) == ("GET", None)
+    assert long.method == "POST"
+    assert long.query == ()
+    assert long.body == {"platform": "ios", "session_id": "é" * 1000, "version_key": "v"}
+    assert long.url("https://api.devrev.ai") == "https://api.devrev.ai/observability.sessions.get"

@@ -20,7 +20,7 @@ from airflow_provider_devrev._compat import (
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevError
-from airflow_provider_devrev.policy import SensorOutcome, describe_failure, sensor_outcome
+from airflow_provider_devrev.policy import SensorOutcome, describe_failure, next_check_delay, sensor_outcome
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -36,7 +36,8 @@ class DevRevSessionSensor(BaseSensorOperator):
 
     - 404 ``not_found``: not uploaded yet; check again after ``poke_interval``.
     - 429, 5xx, connection errors and timeouts, once the hook's own retries are spent: one log line, and
-      check again; the sensor's ``timeout`` bounds the whole wait.
+      check again after ``poke_interval``, or later if DevRev's ``Retry-After`` asked for more; the
+      sensor's ``timeout`` bounds the whole wait.
     - 400, 401, 403, 413 or an unexpected body: fail at once (``AirflowFailException``, so no task retry):
       waiting cannot fix them. With ``soft_fail`` the task is skipped instead, as for any sensor failure.
 
@@ -53,7 +54,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         named so because ``timeout`` is the sensor's own).
     :param max_retries: Retries within one check (overrides the connection's).
     :param max_retry_wait: Longest ``Retry-After`` waited out within one check; a longer one ends the check,
-        and the next check comes no sooner than DevRev asked (deferrable mode) or after ``poke_interval``.
+        and the next check comes no sooner than DevRev asked, in every mode.
     :param deferrable: Wait in the triggerer instead of a worker slot. Default: Airflow's
         ``[operators] default_deferrable``.
     """
@@ -81,6 +82,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.deferrable = deferrable
+        self._last_failure: DevRevError | None = None
         self.hook_options = HookOptions(timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
     @cached_property
@@ -91,6 +93,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        self._last_failure = None
         try:
             session = self.hook.get_session(self.platform, self.session_id, self.version_key)
         except DevRevError as err:
@@ -99,6 +102,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=session)
 
     def _not_done(self, err: DevRevError) -> bool:
+        self._last_failure = err
         outcome = sensor_outcome(err)
         if outcome is SensorOutcome.NOT_YET:
             self.log.info("Session %s is not uploaded yet", self.session_id)
@@ -107,6 +111,12 @@ class DevRevSessionSensor(BaseSensorOperator):
             self.log.warning("DevRev check failed (%s); trying again at the next poke", describe_failure(err))
             return False
         raise AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}") from err
+
+    def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
+        # Airflow's interval (exponential_backoff included), but never sooner than a Retry-After DevRev
+        # asked for: the same rule the trigger applies, so poke, reschedule and deferrable modes agree.
+        interval = super()._get_next_poke_interval(started_at, run_duration, poke_count)
+        return next_check_delay(interval, self._last_failure)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

@@ -13,7 +13,7 @@ from airflow_provider_devrev._compat import AirflowException
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevError, error_class_for_status
-from airflow_provider_devrev.policy import SensorOutcome, describe_failure, sensor_outcome
+from airflow_provider_devrev.policy import SensorOutcome, describe_failure, next_check_delay, sensor_outcome
 
 #: ``error_type`` of the event sent when the wait's deadline passes; the sensor turns it into a sensor
 #: timeout, so ``soft_fail`` skips the task exactly as in poke mode.
@@ -129,7 +129,7 @@ class DevRevSessionTrigger(BaseTrigger):
             self.log.debug("Session %s not uploaded yet", self.session_id)
         else:
             self.log.warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
-        return max(self.poll_interval, err.retry_after or 0.0)
+        return next_check_delay(self.poll_interval, err)
 
 
 def error_event(error: DevRevError) -> dict[str, Any]:
