@@ -170,3 +170,21 @@ def next_check_delay(interval: float, error: DevRevError | None) -> float:
     """
     retry_after = error.retry_after if error is not None else None
     return max(interval, retry_after or 0.0)
+
+
+def sensor_backoff_interval(
+    poke_interval: float,
+    check_number: int,
+    *,
+    max_wait: float | None = None,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """
+    The wait after check number ``check_number`` of a sensor with ``exponential_backoff``, as Airflow's
+    ``BaseSensorOperator`` computes it in poke mode: at least ``poke_interval * 2 ** (n - 2)`` (and 1 s),
+    plus up to as much again of jitter, capped by ``max_wait``. The trigger uses it so that deferrable
+    mode does not drop the option.
+    """
+    min_backoff = max(int(poke_interval * 2.0 ** (check_number - 2)), 1)
+    interval = min_backoff + int(jitter() * min_backoff)
+    return interval if max_wait is None else min(max_wait, interval)

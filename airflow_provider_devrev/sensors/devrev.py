@@ -130,9 +130,12 @@ class DevRevSessionSensor(BaseSensorOperator):
             raise
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
-        self._defer(end_time=started + self.timeout)
+        # The trigger's first poll comes when poke mode's second check would: Airflow's interval after
+        # check 1 (exponential_backoff included), or a longer Retry-After.
+        delay = self._get_next_poke_interval(started, lambda: time.time() - started, 1)
+        self._defer(end_time=started + self.timeout, next_poll_at=time.time() + delay)
 
-    def _defer(self, *, end_time: float) -> None:
+    def _defer(self, *, end_time: float, next_poll_at: float) -> None:
         from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
 
         trigger = DevRevSessionTrigger(
@@ -142,10 +145,14 @@ class DevRevSessionSensor(BaseSensorOperator):
             version_key=self.version_key,
             poll_interval=self.poke_interval,
             end_time=end_time,
+            next_poll_at=next_poll_at,
+            exponential_backoff=self.exponential_backoff,
+            max_wait=self.max_wait.total_seconds() if self.max_wait else None,
             hook_options=self.hook_options.as_kwargs(),
         )
-        # The trigger enforces the deadline itself; Airflow's own deferral timeout is the backstop for a
-        # triggerer that is down, a little later so the trigger's clearer event normally comes first.
+        # The trigger enforces the deadline itself, with one last check after it as poke mode makes;
+        # Airflow's own deferral timeout is the backstop for a triggerer that is down, set later so the
+        # trigger's clearer event normally comes first.
         timeout = timedelta(seconds=max(0.0, end_time - time.time()) + 2 * self.poke_interval + 60)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 

@@ -13,7 +13,13 @@ from airflow_provider_devrev._compat import AirflowException
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevError, error_class_for_status
-from airflow_provider_devrev.policy import SensorOutcome, describe_failure, next_check_delay, sensor_outcome
+from airflow_provider_devrev.policy import (
+    SensorOutcome,
+    describe_failure,
+    next_check_delay,
+    sensor_backoff_interval,
+    sensor_outcome,
+)
 
 #: ``error_type`` of the event sent when the wait's deadline passes; the sensor turns it into a sensor
 #: timeout, so ``soft_fail`` skips the task exactly as in poke mode.
@@ -39,9 +45,14 @@ class DevRevSessionTrigger(BaseTrigger):
     :param session_id: The session to wait for.
     :param version_key: The app version key the session was recorded under.
     :param poll_interval: Seconds between checks.
-    :param end_time: Unix time after which the wait ends with a ``sensor_timeout`` error event. It is
-        absolute, so a trigger rebuilt after a triggerer restart keeps the original deadline. ``None``: no
-        deadline.
+    :param end_time: Unix time after which the wait ends with a ``sensor_timeout`` error event (checked
+        after each failed check, as in poke mode). It is absolute, so a trigger rebuilt after a triggerer
+        restart keeps the original deadline. ``None``: no deadline.
+    :param next_poll_at: Unix time of the first poll (the sensor's next check); ``None`` or a past time
+        polls at once.
+    :param exponential_backoff: Grow the wait between polls as the sensor's ``exponential_backoff`` does
+        in poke mode (:func:`~airflow_provider_devrev.policy.sensor_backoff_interval`).
+    :param max_wait: With ``exponential_backoff``, the longest wait between polls, in seconds.
     :param hook_options: ``timeout``, ``max_retries``, ``max_retry_wait`` for the hook (plain numbers).
     """
 
@@ -59,6 +70,9 @@ class DevRevSessionTrigger(BaseTrigger):
         version_key: str,
         poll_interval: float,
         end_time: float | None = None,
+        next_poll_at: float | None = None,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
         hook_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -68,6 +82,9 @@ class DevRevSessionTrigger(BaseTrigger):
         self.version_key = version_key
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
+        self.next_poll_at = next_poll_at
+        self.exponential_backoff = exponential_backoff
+        self.max_wait = max_wait
         self.hook_options = HookOptions(**(hook_options or {})).as_kwargs()
 
     def __repr__(self) -> str:
@@ -87,6 +104,9 @@ class DevRevSessionTrigger(BaseTrigger):
                 "version_key": self.version_key,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "next_poll_at": self.next_poll_at,
+                "exponential_backoff": self.exponential_backoff,
+                "max_wait": self.max_wait,
                 "hook_options": dict(self.hook_options),
             },
         )
@@ -99,7 +119,14 @@ class DevRevSessionTrigger(BaseTrigger):
         hook = DevRevHook(self.devrev_conn_id, async_sleep=type(self).sleep, **self.hook_options)
         # Hold the loop's shared pool for the whole wait, so polls reuse warm connections.
         async with shared_session():
+            # A trigger that was just deferred to continues the worker's cadence; one rebuilt after a
+            # triggerer restart finds next_poll_at in the past and polls at once.
+            wait = 0.0 if self.next_poll_at is None else self.next_poll_at - type(self).clock()
+            check_number = 1  # the sensor's own first check, made on the worker
             while True:
+                check_number += 1
+                if wait > 0:
+                    await type(self).sleep(wait)
                 try:
                     session = await hook.aget_session(self.platform, self.session_id, self.version_key)
                 except DevRevError as err:
@@ -107,7 +134,7 @@ class DevRevSessionTrigger(BaseTrigger):
                     if outcome is SensorOutcome.FAIL:
                         yield TriggerEvent(error_event(err))
                         return
-                    wait = self._log_and_wait(outcome, err)
+                    wait = self._log_and_wait(outcome, err, check_number)
                 except AirflowException as err:  # e.g. the connection does not exist
                     yield TriggerEvent(error_event(DevRevError(str(err), error_type="airflow_error")))
                     return
@@ -116,20 +143,25 @@ class DevRevSessionTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "success", "session": session})
                     return
 
-                remaining = None if self.end_time is None else self.end_time - type(self).clock()
-                if remaining is not None and remaining <= 0:
+                # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
+                if self.end_time is not None and type(self).clock() > self.end_time:
                     message = f"session {self.session_id!r} did not appear before the sensor's timeout"
                     yield TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
                     return
-                await type(self).sleep(wait if remaining is None else min(wait, remaining))
 
-    def _log_and_wait(self, outcome: SensorOutcome, err: DevRevError) -> float:
+    def _log_and_wait(self, outcome: SensorOutcome, err: DevRevError, check_number: int) -> float:
         if outcome is SensorOutcome.NOT_YET:
             # One line per poll per wait would flood a triggerer holding thousands of waits.
             self.log.debug("Session %s not uploaded yet", self.session_id)
         else:
             self.log.warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
-        return next_check_delay(self.poll_interval, err)
+        interval = self.poll_interval
+        if self.exponential_backoff:
+            interval = sensor_backoff_interval(self.poll_interval, check_number, max_wait=self.max_wait)
+            if self.end_time is not None:
+                # As poke mode, no wait beyond the deadline; but never a zero wait, which would spin.
+                interval = min(interval, max(1.0, self.end_time - type(self).clock()))
+        return next_check_delay(interval, err)
 
 
 def error_event(error: DevRevError) -> dict[str, Any]:

@@ -98,6 +98,8 @@ def test_deferrable_execute_defers_with_the_sensor_deadline_and_no_secret(devrev
     assert kwargs["poll_interval"] == 42
     assert kwargs["hook_options"] == {"timeout": 7.0, "max_retries": 0}
     assert before + 3600 - 1 <= kwargs["end_time"] <= time.time() + 3600
+    assert before + 42 - 1 <= kwargs["next_poll_at"] <= time.time() + 42
+    assert kwargs["exponential_backoff"] is False
     assert deferred.timeout.total_seconds() > 3600
     assert devrev_simulator.token not in str(kwargs)
     assert len(devrev_simulator.requests) == 1

@@ -10,31 +10,16 @@ import pytest
 
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
 from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger, session_from_event
+from tests.fakes import FakeClock
 
 VERSION = "com.example.app@1.0.0"
 
 
-class FakeClock:
-    """Time that moves only when the trigger sleeps: hours of waiting in no time."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
-    fake = FakeClock()
+    fake = FakeClock(start=1_000_000.0)
     monkeypatch.setattr(DevRevSessionTrigger, "clock", staticmethod(fake.time))
-    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(fake.sleep))
+    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(fake.async_sleep))
     return fake
 
 
@@ -129,10 +114,10 @@ def test_deadline_ends_the_wait_with_a_timeout_event_after_hours_of_simulated_ti
 
     assert event["status"] == "error"
     assert event["error_type"] == "sensor_timeout"
-    # One check at the start, one per poll interval, one at the deadline; never more.
-    assert len(sim.requests) == 3 * 3600 // 300 + 1
-    assert sum(clock.sleeps) == pytest.approx(3 * 3600)
-    assert all(s <= 300 for s in clock.sleeps)
+    # One check at the start, one per poll interval, and one after the deadline, as poke mode makes.
+    assert len(sim.requests) == 3 * 3600 // 300 + 2
+    assert sum(clock.sleeps) == pytest.approx(3 * 3600 + 300)
+    assert all(s == 300 for s in clock.sleeps)
 
 
 def test_serialize_holds_no_secret_and_survives_airflows_serializers(devrev_simulator):
@@ -149,6 +134,9 @@ def test_serialize_holds_no_secret_and_survives_airflows_serializers(devrev_simu
         "version_key",
         "poll_interval",
         "end_time",
+        "next_poll_at",
+        "exponential_backoff",
+        "max_wait",
         "hook_options",
     }
     assert devrev_simulator.token not in json.dumps(kwargs)
@@ -182,7 +170,7 @@ def test_a_rebuilt_trigger_resumes_the_wait(devrev_simulator, clock, monkeypatch
         run_to_events(first)
     assert len(sim.requests) == 1
 
-    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(clock.sleep))
+    monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(clock.async_sleep))
     _, kwargs = first.serialize()
     events = run_to_events(DevRevSessionTrigger(**kwargs))
 
@@ -225,3 +213,41 @@ def test_concurrent_triggers_share_one_pool_and_release_it(devrev_simulator, clo
     assert len(pools_seen) == 1
     assert sim.connections_opened <= _async_transport.POOL_SIZE
     assert not _async_transport._POOLS, "the last trigger closes the pool"
+
+
+def test_first_poll_continues_the_workers_cadence(devrev_simulator, clock):
+    session = devrev_simulator.add_session(
+        devrev_simulator.make_session("web", platform="web"), version_key=VERSION, appear_after_requests=2
+    )
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="web",
+        session_id=session["session_id"],
+        version_key=VERSION,
+        poll_interval=30,
+        next_poll_at=clock.now + 25,
+    )
+
+    [event] = run_to_events(trigger)
+
+    assert event["status"] == "success"
+    assert clock.sleeps == [25, 30]
+
+
+def test_exponential_backoff_is_applied_in_deferrable_mode_too(devrev_simulator, clock):
+    trigger = make_trigger("never-there", poll_interval=10, end_time=clock.now + 1000)
+    trigger.exponential_backoff = True
+    trigger.max_wait = 200
+
+    [event] = run_to_events(trigger)
+
+    assert event["error_type"] == "sensor_timeout"
+    # min_backoff doubles per check (10, 20, 40, ...), with up to as much again of jitter, capped at 200
+    # and at the time left (but never below 1 s).
+    elapsed = 0.0
+    for number, wait in enumerate(clock.sleeps, start=2):
+        floor, left = max(int(10 * 2 ** (number - 2)), 1), max(1.0, 1000 - elapsed)
+        assert min(floor, 200, left) <= wait <= min(2 * floor, 200, left)
+        elapsed += wait
+    assert elapsed > 1000
+    assert len(devrev_simulator.requests) == len(clock.sleeps) + 1
