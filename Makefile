@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint reliability clean
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Regenerates docs/reliability.md from a real run of the reliability and deployment tests.
+reliability: $(STAMP)
+	DEVREV_RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md \
+	DEVREV_DEPLOYMENT_FIGURES=$(CURDIR)/docs/deployment-figures.json \
+		$(BIN)/python -m pytest -q tests/deployment tests/reliability
 
 clean:
 	rm -rf $(VENV) .airflow-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

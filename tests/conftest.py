@@ -44,3 +44,10 @@ def airflow_db() -> Path:
 
     resetdb()
     return dags_folder
+
+
+@pytest.fixture
+def fast_examples(monkeypatch):
+    """The example DAGs poll every 0.2 s here instead of every minute."""
+    monkeypatch.setenv("DEVREV_EXAMPLE_POKE_INTERVAL", "0.2")
+    monkeypatch.setenv("DEVREV_EXAMPLE_SENSOR_TIMEOUT", "30")

@@ -38,6 +38,11 @@ class _Pool:
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,
         )
+        # aiohttp silently re-sends an idempotent request, at once, when a reused connection drops. Our
+        # policy owns every retry (counted, logged, after a wait), so turn that off; it is a private flag,
+        # hence the guard, and with an aiohttp without it we merely keep its one extra immediate try.
+        if hasattr(self.session, "_retry_connection"):
+            self.session._retry_connection = False
         self.users = 0
 
 

@@ -1,0 +1,100 @@
+"""
+The reliability report: each fault-matrix and security test records what it saw, and when
+``DEVREV_RELIABILITY_REPORT`` names a file, the run writes ``docs/reliability.md``-style Markdown there.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Row:
+    fault: str
+    mode: str
+    expected: str
+    observed: str
+    requests: int
+    survived: bool
+
+
+ROWS: list[Row] = []
+TOKEN_CHECKS: list[tuple[str, int, bool]] = []
+
+
+@pytest.fixture
+def record():
+    """``record(fault, mode, expected, observed, requests, survived)`` adds a row to the report."""
+
+    def add(fault: str, mode: str, expected: str, observed: str, requests: int, survived: bool) -> None:
+        ROWS.append(Row(fault, mode, expected, observed, requests, survived))
+
+    return add
+
+
+@pytest.fixture
+def record_token_check():
+    """``record_token_check(where, hits, ours=True)`` adds a line to the token-leak part of the report."""
+
+    def add(where: str, hits: int, ours: bool = True) -> None:
+        TOKEN_CHECKS.append((where, hits, ours))
+
+    return add
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = os.environ.get("DEVREV_RELIABILITY_REPORT")
+    if not target or not ROWS:
+        return
+    template = Path(__file__).resolve().parents[2] / "docs" / "reliability.template.md"
+    text = template.read_text().replace("{{fault_matrix}}", render(exitstatus))
+    text = text.replace("{{deployment}}", render_deployment(os.environ.get("DEVREV_DEPLOYMENT_FIGURES")))
+    Path(target).write_text(text)
+
+
+def requests_text(count: int) -> str:
+    return f"{count} request" + ("" if count == 1 else "s")
+
+
+def render_deployment(path: str | None) -> str:
+    """The deployment test's figures, from the JSON it wrote, as a table."""
+    if not path or not Path(path).exists():
+        return "_The deployment test did not run in this report's run (`make reliability` runs it)._"
+    import json
+
+    figures = json.loads(Path(path).read_text())
+    lines = ["| figure | value |", "|---|---|"]
+    lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in figures.items()]
+    return "\n".join(lines)
+
+
+def render(exitstatus: int) -> str:
+    import airflow
+
+    faulted = [row for row in ROWS if row.fault != "none"]
+    ours = [(where, hits) for where, hits, mine in TOKEN_CHECKS if mine]
+    lines = [
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Airflow {airflow.__version__}, "
+        f"Python {platform.python_version()}, pytest exit status {exitstatus}. Every row is one real Airflow run "
+        "(`dag.test()`) against the DevRev simulator over HTTP on 127.0.0.1; waits run on a fake clock.",
+        "",
+        f"Cases run: **{len(ROWS)}**; ended as expected: **{sum(row.survived for row in ROWS)}** of {len(ROWS)}; "
+        f"faults survived (the run still succeeded): **{sum(row.observed.startswith('success') for row in faulted)}**; "
+        f"token hits: **{sum(hits for _, hits in ours)}** in {len(ours)} places checked.",
+        "",
+        "| fault | mode | expected | observed | requests seen |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.fault} | {r.mode} | {r.expected} | {r.observed} | {r.requests} |" for r in ROWS]
+    if TOKEN_CHECKS:
+        lines += ["", "### Token checks", "", "| where | token hits | whose code writes it |", "|---|---|---|"]
+        lines += [
+            f"| {where} | {hits} | {'this provider' if mine else 'Airflow'} |" for where, hits, mine in TOKEN_CHECKS
+        ]
+    return "\n".join(lines)
