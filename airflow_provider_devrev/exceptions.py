@@ -66,7 +66,8 @@ class DevRevError(AirflowException):
             parts.append(f"detail: {self.detail}")
         if self.reference_id:
             parts.append(f"reference_id: {self.reference_id}")
-        return "; ".join(parts)
+        # DevRev's texts (and an error type from a hostile body) may hold newlines: one log line stays one.
+        return " ".join("; ".join(parts).split())
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions cross process boundaries (task runner -> supervisor); keyword-only state would be

@@ -43,6 +43,13 @@ def airflow_db() -> Path:
     from airflow.utils.db import resetdb
 
     resetdb()
+    # dag.test() on Airflow 3.0-3.2 needs the DAGs serialized in the DB already (3.3 syncs them itself);
+    # the CLI does it the way the dag processor does, on every version.
+    import subprocess
+    import sys
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, timeout=300)
     return dags_folder
 
 

@@ -136,3 +136,8 @@ def test_ids_too_long_for_a_url_use_the_contracts_post_form():
     assert long.query == ()
     assert long.body == {"platform": "ios", "session_id": "é" * 1000, "version_key": "v"}
     assert long.url("https://api.devrev.ai") == "https://api.devrev.ai/observability.sessions.get"
+
+
+def test_error_text_is_one_line_whatever_devrev_sends():
+    err = parse_error(400, {}, b'{"type": "bad\\nrequest", "message": "line one\\nline two", "detail": "a\\r\\nb"}')
+    assert str(err) == "DevRev API error 400 (bad request): line one line two; detail: a b"

@@ -1,4 +1,4 @@
-"""Reading a finished ``dag.test()`` run back from Airflow's metadata DB."""
+"""Parsing DAGs and reading a finished ``dag.test()`` run back from Airflow's metadata DB, on 2.11 and 3.x."""
 
 from __future__ import annotations
 
@@ -32,9 +32,13 @@ def task_states(dag_run: Any) -> dict[str, str]:
 
 
 def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
-    """The ``return_value`` XCom of one task instance of ``dag_run``."""
-    from airflow.models.xcom import XComModel
+    """The ``return_value`` XCom of one task instance of ``dag_run``; exactly one must exist."""
     from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.11
+        return _xcom_2_11(dag_run, task_id, map_index)
 
     with create_session() as session:
         query = XComModel.get_many(
@@ -47,3 +51,21 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
         rows = list(session.scalars(query))
         assert len(rows) == 1, f"expected one XCom from {task_id}, got {len(rows)}"
         return XComModel.deserialize_value(rows[0])
+
+
+def _xcom_2_11(dag_run: Any, task_id: str, map_index: int) -> Any:
+    from airflow.models.xcom import XCom
+    from airflow.utils.session import create_session
+
+    where = {"run_id": dag_run.run_id, "task_id": task_id, "map_index": map_index}
+    with create_session() as session:
+        count = XCom.get_many(
+            key="return_value",
+            dag_ids=dag_run.dag_id,
+            task_ids=task_id,
+            map_indexes=map_index,
+            run_id=dag_run.run_id,
+            session=session,
+        ).count()
+        assert count == 1, f"expected one XCom from {task_id}, got {count}"
+        return XCom.get_one(dag_id=dag_run.dag_id, key="return_value", session=session, **where)

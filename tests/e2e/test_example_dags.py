@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -11,6 +12,27 @@ from tests.e2e.airflow_helpers import dag_bag, load_dag, task_states, xcom
 pytestmark = pytest.mark.e2e
 
 GET = "/observability.sessions.get"
+
+
+def _airflow_3_0() -> bool:
+    from airflow import __version__
+
+    return __version__.startswith("3.0.")
+
+
+# Airflow 3.0's dag.test() in-process supervisor hands BaseSensorOperator its first reschedule date as a
+# string, so reschedule mode fails with a TypeError in run_duration there (Airflow's bug, fixed by 3.3).
+# Strict: the day it passes, this marker must go. Reschedule mode is tested on 2.11 and 3.3.
+SENSOR_MODES = [
+    "poke",
+    pytest.param(
+        "reschedule",
+        marks=pytest.mark.xfail(
+            _airflow_3_0(), reason="Airflow 3.0 dag.test(): reschedule date arrives as a str", strict=True
+        ),
+    ),
+    "deferrable",
+]
 
 
 @pytest.fixture
@@ -101,24 +123,28 @@ def test_mapped_example_fetches_every_session_and_summarizes(sim):
     assert summary["total_duration_ms"] == sum(s["session_duration_ms"] for s in sessions)
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
-def test_a_session_that_never_appears_times_out(sim, mode):
+@pytest.mark.parametrize("mode", SENSOR_MODES)
+def test_a_session_that_never_appears_times_out(sim, mode, capsys, caplog):
     run = load_dag(f"devrev_e2e_timeout_{mode}").test()
 
     assert str(run.state) == "failed"
     assert task_states(run) == {"wait_for_session": "failed"}
+    # Without colours and line wrapping (Airflow 3.0 renders errors for an 80-column console).
+    logged = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out + caplog.text).split())
+    # The timeout's own message, rendered with its figures (a traceback's source lines would not match).
+    assert re.search(r"run duration of [0-9.]+ seconds exceeds|did not appear before the sensor's timeout", logged)
     # A 1 s timeout with a 0.2 s poke interval: a few checks, never a storm.
     assert 2 <= len(sim.requests_for(path=GET)) <= 1 / 0.2 + 2
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+@pytest.mark.parametrize("mode", SENSOR_MODES)
 def test_soft_fail_skips_a_session_that_never_appears(sim, mode):
     run = load_dag(f"devrev_e2e_soft_fail_{mode}").test()
 
     assert task_states(run) == {"wait_for_session": "skipped"}
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+@pytest.mark.parametrize("mode", SENSOR_MODES)
 def test_a_401_while_waiting_fails_the_sensor_at_once(sim, mode, monkeypatch):
     # Long enough that only the 401 can end this wait.
     monkeypatch.setenv("DEVREV_E2E_SENSOR_TIMEOUT", "60")
