@@ -1,10 +1,15 @@
-"""Checks of operator and sensor arguments that can run at DAG-parse time."""
+"""What GetSessionOperator and DevRevSessionSensor share: their session arguments, checked early, and the hook."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.contract import validate_platform, validate_text
+
+if TYPE_CHECKING:
+    from airflow_provider_devrev.connection import HookOptions
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 
 def _known_at_parse_time(value: Any) -> bool:
@@ -23,3 +28,27 @@ def validate_session_arguments(platform: Any, session_id: Any, version_key: Any)
         validate_text(session_id, "session_id")
     if _known_at_parse_time(version_key):
         validate_text(version_key, "version_key")
+
+
+class SessionArgumentsMixin:
+    """The session a task is about, and the hook that fetches it; mixed into an operator or a sensor."""
+
+    #: The operator's and the sensor's ``template_fields``: the arguments this mixin sets.
+    SESSION_TEMPLATE_FIELDS: tuple[str, ...] = ("platform", "session_id", "version_key", "devrev_conn_id")
+
+    def _set_session_arguments(
+        self, *, platform: Any, session_id: Any, version_key: Any, devrev_conn_id: str, hook_options: HookOptions
+    ) -> None:
+        validate_session_arguments(platform, session_id, version_key)
+        self.platform = platform
+        self.session_id = session_id
+        self.version_key = version_key
+        self.devrev_conn_id = devrev_conn_id
+        self.hook_options = hook_options
+
+    @cached_property
+    def hook(self) -> DevRevHook:
+        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
+        from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import validate_session_arguments
+from airflow_provider_devrev._arguments import SessionArgumentsMixin
 from airflow_provider_devrev._compat import BaseOperator
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
-    from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 
-class GetSessionOperator(BaseOperator):
+class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
     """
     Fetch one session from DevRev and return it, so it becomes this task's ``return_value`` XCom.
 
@@ -36,7 +34,7 @@ class GetSessionOperator(BaseOperator):
     :param max_retry_wait: Longest ``Retry-After`` waited out; a longer one fails the task at once.
     """
 
-    template_fields: Sequence[str] = ("platform", "session_id", "version_key", "devrev_conn_id")
+    template_fields: Sequence[str] = SessionArgumentsMixin.SESSION_TEMPLATE_FIELDS
     ui_color = "#e6f0ff"
 
     def __init__(
@@ -52,19 +50,13 @@ class GetSessionOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        validate_session_arguments(platform, session_id, version_key)
-        self.platform = platform
-        self.session_id = session_id
-        self.version_key = version_key
-        self.devrev_conn_id = devrev_conn_id
-        self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
-
-    @cached_property
-    def hook(self) -> DevRevHook:
-        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
-        from airflow_provider_devrev.hooks.devrev import DevRevHook
-
-        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
+        self._set_session_arguments(
+            platform=platform,
+            session_id=session_id,
+            version_key=version_key,
+            devrev_conn_id=devrev_conn_id,
+            hook_options=HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait),
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         session = self.hook.get_session(self.platform, self.session_id, self.version_key)

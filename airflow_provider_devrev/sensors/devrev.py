@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import validate_session_arguments
+from airflow_provider_devrev._arguments import SessionArgumentsMixin
 from airflow_provider_devrev._compat import (
     AirflowFailException,
     AirflowSensorTimeout,
@@ -24,10 +23,9 @@ from airflow_provider_devrev.policy import SensorOutcome, describe_failure, next
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
-    from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 
-class DevRevSessionSensor(BaseSensorOperator):
+class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
     """
     Wait until DevRev has a session (the SDKs upload sessions some time after they end), then push it.
 
@@ -59,7 +57,7 @@ class DevRevSessionSensor(BaseSensorOperator):
         ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("platform", "session_id", "version_key", "devrev_conn_id")
+    template_fields: Sequence[str] = SessionArgumentsMixin.SESSION_TEMPLATE_FIELDS
     ui_color = "#e6f0ff"
 
     def __init__(
@@ -76,21 +74,15 @@ class DevRevSessionSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        validate_session_arguments(platform, session_id, version_key)
-        self.platform = platform
-        self.session_id = session_id
-        self.version_key = version_key
-        self.devrev_conn_id = devrev_conn_id
+        self._set_session_arguments(
+            platform=platform,
+            session_id=session_id,
+            version_key=version_key,
+            devrev_conn_id=devrev_conn_id,
+            hook_options=HookOptions(timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait),
+        )
         self.deferrable = deferrable
         self._last_failure: DevRevError | None = None
-        self.hook_options = HookOptions(timeout=request_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
-
-    @cached_property
-    def hook(self) -> DevRevHook:
-        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
-        from airflow_provider_devrev.hooks.devrev import DevRevHook
-
-        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._last_failure = None
