@@ -48,7 +48,8 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
             map_indexes=map_index,
             key="return_value",
         )
-        rows = list(session.scalars(query))
+        # get_many returns a Query on Airflow 3.0, a select() from 3.1 on.
+        rows = query.with_session(session).all() if hasattr(query, "with_session") else list(session.scalars(query))
         assert len(rows) == 1, f"expected one XCom from {task_id}, got {len(rows)}"
         return XComModel.deserialize_value(rows[0])
 
