@@ -101,35 +101,55 @@ class RetryPolicy:
             body=error.body,
         )
 
-    def tenacity_kwargs(self, *, sleep: Callable[[float], Any], log: Any, what: str) -> dict[str, Any]:
+    def first_retry_wait(self, error: BaseException) -> float | None:
+        """
+        The wait before retry 1 of a call whose first attempt raised ``error``, or ``None`` if it is final.
+
+        Transports make the first attempt without tenacity (most calls succeed, or get a final 404, at
+        once, and a triggerer makes thousands of them); only a call that needs a retry builds the
+        tenacity loop, with :meth:`tenacity_kwargs` ``(attempts_made=1)``.
+        """
+        if self.max_retries < 1 or not self.should_retry(error):
+            return None
+        return self.wait_seconds(error, 1)
+
+    def log_retry(self, log: Any, what: str, error: BaseException | None, retry_number: int, wait: float) -> None:
+        """The one WARNING line per retry: request, status, DevRev type, attempt and wait; never a body."""
+        log.warning(
+            "DevRev %s failed (%s); retry %d of %d in %.1f s",
+            what,
+            describe_failure(error),
+            retry_number,
+            self.max_retries,
+            wait,
+        )
+
+    def tenacity_kwargs(
+        self, *, sleep: Callable[[float], Any], log: Any, what: str, attempts_made: int = 0
+    ) -> dict[str, Any]:
         """
         Arguments for ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` alike.
 
         :param sleep: How to wait (``time.sleep``, ``asyncio.sleep``, or a fake in tests).
         :param log: Where the one WARNING line per retry goes (a ``logging.Logger`` or Airflow's).
         :param what: ``METHOD /path``, for that line.
+        :param attempts_made: Attempts (and their waits) already made before tenacity takes over, so the
+            whole call still makes at most ``1 + max_retries`` requests and numbers its retries on.
         """
         from tenacity import retry_if_exception, stop_after_attempt
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return self.wait_seconds(error, state.attempt_number)
+            return self.wait_seconds(error, state.attempt_number + attempts_made)
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             wait_for = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "DevRev %s failed (%s); retry %d of %d in %.1f s",
-                what,
-                describe_failure(error),
-                state.attempt_number,
-                self.max_retries,
-                wait_for,
-            )
+            self.log_retry(log, what, error, state.attempt_number + attempts_made, wait_for)
 
         return {
             "retry": retry_if_exception(self.should_retry),
-            "stop": stop_after_attempt(self.max_retries + 1),
+            "stop": stop_after_attempt(self.max_retries + 1 - attempts_made),
             "wait": wait,
             "sleep": sleep,
             "before_sleep": before_sleep,

@@ -49,6 +49,37 @@ class _Pool:
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
 
+#: How long one event loop reuses a connection it looked up. Thousands of triggers started together share
+#: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later
+#: (a running trigger keeps the connection it started with in any case).
+CONNECTION_TTL = 60.0
+
+_CONNECTIONS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def connection_fields(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
+    """
+    An Airflow connection and its extras, looked up asynchronously (never a blocking call in the loop),
+    at most once per :data:`CONNECTION_TTL` per event loop; concurrent callers share the lookup in flight.
+    """
+    loop = asyncio.get_running_loop()
+    cache = _CONNECTIONS.setdefault(loop, {})
+    entry = cache.get(conn_id)
+    if entry is None or entry[0] < loop.time() or (entry[1].done() and entry[1].exception() is not None):
+        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, loop.create_task(_lookup(conn_id, hook_class)))
+    # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
+    return await asyncio.shield(entry[1])
+
+
+async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
+    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+    conn = await get_async_connection(conn_id, hook=hook_class)
+    return conn, await get_async_extra_dejson(conn)
+
+
 @asynccontextmanager
 async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
     """Hold this loop's shared ``aiohttp.ClientSession`` for the duration of the block."""
@@ -74,8 +105,17 @@ async def acall(
     log: Any,
 ) -> dict[str, Any]:
     """Send ``request`` with the connection's retry policy and return the result object."""
-    kwargs = settings.retry.tenacity_kwargs(sleep=sleep or asyncio.sleep, log=log, what=request.describe())
+    sleep = sleep or asyncio.sleep
     async with shared_session() as session:
+        try:
+            return await _send_once(session, request, settings)
+        except DevRevError as err:
+            wait = settings.retry.first_retry_wait(err)
+            if wait is None:
+                raise
+            settings.retry.log_retry(log, request.describe(), err, 1, wait)
+            await sleep(wait)
+        kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log, what=request.describe(), attempts_made=1)
         async for attempt in AsyncRetrying(**kwargs):
             with attempt:
                 return await _send_once(session, request, settings)

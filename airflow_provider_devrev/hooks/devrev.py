@@ -91,13 +91,10 @@ class DevRevHook(BaseHook):
     async def aget_settings(self) -> ConnectionSettings:
         """The validated connection, read without blocking the event loop (for triggers)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow_provider_devrev.hooks._async_transport import connection_fields
 
-            conn = await get_async_connection(self.devrev_conn_id, hook=type(self))
-            self._settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+            conn, extra = await connection_fields(self.devrev_conn_id, type(self))
+            self._settings = self._settings_from(conn, extra)
         return self._settings
 
     def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
@@ -145,9 +142,12 @@ class DevRevHook(BaseHook):
 
     async def aget_session(self, platform: str, session_id: str, version_key: str) -> dict[str, Any]:
         """:meth:`get_session` without blocking the event loop, on the loop's shared connection pool."""
+        return await self.acall(get_session_request(platform, session_id, version_key))
+
+    async def acall(self, request: ApiRequest) -> dict[str, Any]:
+        """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
         from airflow_provider_devrev.hooks._async_transport import acall
 
-        request = get_session_request(platform, session_id, version_key)
         return await acall(request, await self.aget_settings(), sleep=self._async_sleep, log=self.log)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -163,12 +163,20 @@ class DevRevHook(BaseHook):
 
     def call(self, request: ApiRequest, *, retry: bool = True) -> dict[str, Any]:
         """Send ``request`` with the retry policy (or once) and return the result object."""
+        settings = self.settings
+        try:
+            return self._send_once(request, settings)
+        except DevRevError as err:
+            wait = settings.retry.first_retry_wait(err) if retry else None
+            if wait is None:
+                raise
+            settings.retry.log_retry(self.log, request.describe(), err, 1, wait)
+            self._sleep(wait)
         from tenacity import Retrying
 
-        settings = self.settings
-        if not retry:
-            return self._send_once(request, settings)
-        kwargs = settings.retry.tenacity_kwargs(sleep=self._sleep, log=self.log, what=request.describe())
+        kwargs = settings.retry.tenacity_kwargs(
+            sleep=self._sleep, log=self.log, what=request.describe(), attempts_made=1
+        )
         result: dict[str, Any] = Retrying(**kwargs)(self._send_once, request, settings)
         return result
 

@@ -11,7 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_devrev._compat import AirflowException
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import summarize_session
+from airflow_provider_devrev.contract import ApiRequest, get_session_request, summarize_session
 from airflow_provider_devrev.exceptions import DevRevError, error_class_for_status
 from airflow_provider_devrev.policy import (
     SensorOutcome,
@@ -123,12 +123,14 @@ class DevRevSessionTrigger(BaseTrigger):
             # triggerer restart finds next_poll_at in the past and polls at once.
             wait = 0.0 if self.next_poll_at is None else self.next_poll_at - type(self).clock()
             check_number = 1  # the sensor's own first check, made on the worker
+            request: ApiRequest | None = None  # built (and validated) once, sent at every poll
             while True:
                 check_number += 1
                 if wait > 0:
                     await type(self).sleep(wait)
                 try:
-                    session = await hook.aget_session(self.platform, self.session_id, self.version_key)
+                    request = request or get_session_request(self.platform, self.session_id, self.version_key)
+                    session = await hook.acall(request)
                 except DevRevError as err:
                     outcome = sensor_outcome(err)
                     if outcome is SensorOutcome.FAIL:

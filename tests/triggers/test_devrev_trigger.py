@@ -187,8 +187,17 @@ def test_malformed_events_are_clear_errors(event):
         session_from_event(event)
 
 
-def test_concurrent_triggers_share_one_pool_and_release_it(devrev_simulator, clock):
+def test_concurrent_triggers_share_one_pool_and_one_connection_lookup(devrev_simulator, clock, monkeypatch):
     from airflow_provider_devrev.hooks import _async_transport
+
+    lookups: list[str] = []
+    real_lookup = _async_transport._lookup
+
+    async def counting_lookup(conn_id, hook_class):
+        lookups.append(conn_id)
+        return await real_lookup(conn_id, hook_class)
+
+    monkeypatch.setattr(_async_transport, "_lookup", counting_lookup)
 
     sim = devrev_simulator
     sessions = [
@@ -213,6 +222,7 @@ def test_concurrent_triggers_share_one_pool_and_release_it(devrev_simulator, clo
     assert len(pools_seen) == 1
     assert sim.connections_opened <= _async_transport.POOL_SIZE
     assert not _async_transport._POOLS, "the last trigger closes the pool"
+    assert lookups == ["devrev_default"], "50 triggers started together share one connection lookup"
 
 
 def test_first_poll_continues_the_workers_cadence(devrev_simulator, clock):
