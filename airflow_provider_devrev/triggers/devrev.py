@@ -24,6 +24,8 @@ from airflow_provider_devrev.policy import (
 #: ``error_type`` of the event sent when the wait's deadline passes; the sensor turns it into a sensor
 #: timeout, so ``soft_fail`` skips the task exactly as in poke mode.
 SENSOR_TIMEOUT = "sensor_timeout"
+#: The shortest wait between two polls of one trigger, whatever the sensor's ``poke_interval``.
+MIN_POLL_WAIT = 0.1
 
 
 class DevRevSessionTrigger(BaseTrigger):
@@ -163,7 +165,8 @@ class DevRevSessionTrigger(BaseTrigger):
             if self.end_time is not None:
                 # As poke mode, no wait beyond the deadline; but never a zero wait, which would spin.
                 interval = min(interval, max(1.0, self.end_time - type(self).clock()))
-        return next_check_delay(interval, err)
+        # A poke_interval of 0 is legal in Airflow; here it would make thousands of waits spin on DevRev.
+        return max(MIN_POLL_WAIT, next_check_delay(interval, err))
 
 
 def error_event(error: DevRevError) -> dict[str, Any]:

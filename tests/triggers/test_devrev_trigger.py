@@ -261,3 +261,12 @@ def test_exponential_backoff_is_applied_in_deferrable_mode_too(devrev_simulator,
         elapsed += wait
     assert elapsed > 1000
     assert len(devrev_simulator.requests) == len(clock.sleeps) + 1
+
+
+def test_a_zero_poll_interval_still_waits_between_polls(devrev_simulator, clock):
+    [event] = run_to_events(make_trigger("never-there", poll_interval=0, end_time=clock.now + 1))
+
+    assert event["error_type"] == "sensor_timeout"
+    assert clock.sleeps
+    assert all(wait == 0.1 for wait in clock.sleeps)
+    assert len(devrev_simulator.requests) == len(clock.sleeps) + 1 <= 12
