@@ -9,7 +9,7 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install demo test test-one lint reliability clean
+.PHONY: install demo test test-one lint reliability bench bench-full clean
 
 install:
 	$(PYTHON) scripts/test_legs.py --install-only 3.3.2
@@ -35,6 +35,16 @@ reliability: install
 	DEVREV_RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md \
 	DEVREV_DEPLOYMENT_FIGURES=$(CURDIR)/docs/deployment-figures.json \
 		$(BIN)/python -m pytest -q tests/deployment tests/reliability
+
+# Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.
+# bench: 1,000 and 10,000 waits (~13 min); bench-full: 1,000/5,000/10,000 and a py-spy profile (~18 min).
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python -m bench --sizes 1000,10000 $(BENCH_ARGS)
+
+bench-full: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-* .airflow-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,309 @@
+"""
+The benchmark server: a minimal HTTP/1.1 server for DevRev's ``/observability.sessions.get``, run in its own process.
+
+Why not the project's simulator: it is a ``ThreadingHTTPServer`` (a thread per connection, the whole of
+``http.server`` per request), built to be faithful, not fast. At thousands of requests per second it would
+be the bottleneck and every contender would measure the server. This one is an ``asyncio.Protocol`` on
+uvloop (when installed) that parses just enough HTTP/1.1 for the three clients under test.
+
+What it answers, contract-shaped (``shared/devrev-api/openapi.yaml``):
+
+- ``GET /observability.sessions.get?platform=..&session_id=..&version_key=..``: 404 ``{"type": "not_found"}``
+  until the session appears, then 200 ``{"session": {...}}`` (a ``mobile`` session). When it appears
+  travels in the session id itself, ``<anything>-<milliseconds>``: that long after the *epoch*, a moment
+  the benchmark sets through the control port once all its waits are running (before it, nothing with
+  such a suffix appears). So the server needs no set-up per session; an id without a numeric suffix
+  exists from the start.
+- ``GET /dev-users.self``: 200 ``{"dev_user": {...}}``.
+- A missing or wrong ``Authorization: Bearer <token>``: 401 ``{"type": "unauthenticated"}``.
+
+A second port speaks one text line per command (its connections are not counted): ``stats`` (accepted
+connections, requests, statuses, distinct sessions asked for, open connections), ``reset`` (the counters,
+and the epoch back to "never"), ``epoch`` (now; answers the unix time it set), and ``advance SECONDS``,
+which moves the server's clock forward for benchmarks that simulate time.
+
+Run: ``python -m bench.server --token TOKEN``; it prints ``{"port": P, "control_port": C}`` when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+SESSIONS_GET = "/observability.sessions.get"
+DEV_USERS_SELF = "/dev-users.self"
+_SID_PLACEHOLDER = "__SESSION_ID__"
+
+#: A contract-valid ``mobile`` session of typical size (about 700 bytes of JSON).
+SESSION_TEMPLATE: dict[str, Any] = {
+    "type": "mobile",
+    "platform": "android",
+    "session_id": _SID_PLACEHOLDER,
+    "created_at": "2026-11-20T10:15:30.123Z",
+    "device_metadata": {
+        "app_version": "5.2.0",
+        "manufacturer": "Google",
+        "model": "Pixel 8",
+        "network_type": "wifi",
+        "os_version": "14",
+        "plug_sdk_version": "2.1.4",
+        "screen_height": 2400,
+        "screen_width": 1080,
+        "sdk_version": "34",
+    },
+    "has_exception_occurred": True,
+    "is_anr": False,
+    "is_crash": True,
+    "rage_tap": False,
+    "session_duration_ms": 48213,
+    "recording_ids": ["rec_0a1b2c3d4e5f"],
+    "rev_org_id": "REV-AbCdEfGh",
+    "rev_user_id": "REVU-K7M2P9QX",
+}
+# The 200 body around the session id, so answering costs two concatenations instead of a json.dumps.
+_SESSION_HEAD, _SESSION_TAIL = (
+    json.dumps({"session": SESSION_TEMPLATE}, separators=(",", ":"))
+    .encode()
+    .split(json.dumps(_SID_PLACEHOLDER).encode())
+)
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+
+
+def response(status: int, body: bytes) -> bytes:
+    """One complete HTTP/1.1 response with a JSON body."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    """A DevRev error body."""
+    return json.dumps({"type": error_type, "message": message}).encode()
+
+
+# Built once: the not-found answer is by far the most frequent one.
+_NOT_FOUND = response(404, error_body("not_found", "the session was not found"))
+_UNAUTHENTICATED = response(401, error_body("unauthenticated", "the API token was not accepted"))
+_BAD_REQUEST = response(400, error_body("missing_required_field", "platform, session_id and version_key are required"))
+_DEV_USER = response(200, json.dumps({"dev_user": {"id": "DEVU-1", "display_name": "bench"}}).encode())
+
+
+def appear_after(session_id: str) -> float | None:
+    """Seconds after the epoch at which ``session_id`` appears: its ``-<milliseconds>`` suffix; ``None``: always."""
+    suffix = session_id.rpartition("-")[2]
+    return int(suffix) / 1000.0 if suffix.isdigit() else None
+
+
+class Stats:
+    """What the server saw since the last reset; read and reset through the control port."""
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything counted so far (open connections stay open, so their count stays)."""
+        self.accepts = 0
+        self.requests = 0
+        self.max_open = self.open_connections
+        self.statuses: Counter[int] = Counter()
+        self.sessions_seen: set[str] = set()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot."""
+        return {
+            "accepts": self.accepts,
+            "requests": self.requests,
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "sessions_seen": len(self.sessions_seen),
+            "open_connections": self.open_connections,
+            "max_open_connections": self.max_open,
+        }
+
+
+class Api:
+    """Turns one parsed request into one response, counting it."""
+
+    def __init__(self, token: str, stats: Stats) -> None:
+        self.authorization = f"Bearer {token}"
+        self.stats = stats
+        self.clock_offset = 0.0
+        self.epoch = math.inf
+
+    def now(self) -> float:
+        """The server's clock: wall time, plus whatever ``advance`` added."""
+        return time.time() + self.clock_offset
+
+    def answer(self, target: str, authorization: str | None) -> bytes:
+        """The response bytes for ``GET target``."""
+        self.stats.requests += 1
+        path, _, query = target.partition("?")
+        if authorization != self.authorization:
+            return self._count(401, _UNAUTHENTICATED)
+        if path == SESSIONS_GET:
+            return self._session(dict(parse_qsl(query)))
+        if path == DEV_USERS_SELF:
+            return self._count(200, _DEV_USER)
+        return self._count(404, _NOT_FOUND)
+
+    def _session(self, params: dict[str, str]) -> bytes:
+        session_id = params.get("session_id", "")
+        if not (session_id and params.get("platform") and params.get("version_key")):
+            return self._count(400, _BAD_REQUEST)
+        self.stats.sessions_seen.add(session_id)
+        after = appear_after(session_id)
+        if after is not None and self.now() < self.epoch + after:
+            return self._count(404, _NOT_FOUND)
+        body = _SESSION_HEAD + json.dumps(session_id).encode() + _SESSION_TAIL
+        return self._count(200, response(200, body))
+
+    def _count(self, status: int, payload: bytes) -> bytes:
+        self.stats.statuses[status] += 1
+        return payload
+
+
+class HttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive, for GET requests (a request body is read and ignored)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        stats = self.api.stats
+        stats.accepts += 1
+        stats.open_connections += 1
+        stats.max_open = max(stats.max_open, stats.open_connections)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.api.stats.open_connections -= 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        # Several requests may arrive in one read (pipelining); answer each complete one in order.
+        while self.transport is not None and not self.transport.is_closing():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            request_line, headers = parse_head(bytes(self.buffer[:end]))
+            length = int(headers.get("content-length", "0") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return  # wait for the rest of the body
+            del self.buffer[: end + 4 + length]
+            self._respond(request_line, headers)
+
+    def _respond(self, request_line: str, headers: dict[str, str]) -> None:
+        assert self.transport is not None
+        parts = request_line.split(" ")
+        if len(parts) != 3:
+            self.transport.close()
+            return
+        _, target, version = parts
+        connection = headers.get("connection", "").lower()
+        close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        payload = self.api.answer(target, headers.get("authorization"))
+        if close:
+            # Only the head changes: say so, then close once the bytes are out.
+            payload = payload.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+        self.transport.write(payload)
+        if close:
+            self.transport.close()
+
+
+def parse_head(head: bytes) -> tuple[str, dict[str, str]]:
+    """The request line and the headers (lower-cased names) of one request head."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return lines[0], headers
+
+
+async def control(api: Api, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer one command line of the control port with one JSON line."""
+    command, _, argument = (await reader.readline()).decode().strip().partition(" ")
+    reply: dict[str, Any]
+    if command == "stats":
+        reply = api.stats.as_dict()
+    elif command == "reset":
+        api.stats.reset()
+        api.epoch = math.inf
+        reply = {"ok": True}
+    elif command == "epoch":
+        api.epoch = api.now()
+        reply = {"epoch": api.epoch}
+    elif command == "advance":
+        api.clock_offset += float(argument)
+        reply = {"clock_offset": api.clock_offset}
+    else:
+        reply = {"error": f"unknown command {command!r}"}
+    writer.write(json.dumps(reply).encode() + b"\n")
+    await writer.drain()
+    writer.close()
+
+
+async def serve(token: str, host: str, port: int, control_port: int) -> None:
+    """Serve until killed; print the bound ports as one JSON line first."""
+    loop = asyncio.get_running_loop()
+    api = Api(token, Stats())
+    # A wide backlog: a client that opens a connection per poll connects thousands at once.
+    server = await loop.create_server(lambda: HttpProtocol(api), host, port, backlog=65535)
+    controller = await asyncio.start_server(lambda r, w: control(api, r, w), host, control_port)
+    ports = {
+        "port": server.sockets[0].getsockname()[1],
+        "control_port": controller.sockets[0].getsockname()[1],
+        "uvloop": type(loop).__module__.startswith("uvloop"),
+    }
+    print(json.dumps(ports), flush=True)
+    async with server, controller:
+        await asyncio.gather(server.serve_forever(), controller.serve_forever())
+
+
+def raise_file_limit() -> None:
+    """Allow as many open sockets as the hard limit does: one per connection is the point of some contenders."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    args = parser.parse_args(argv)
+    raise_file_limit()
+    try:
+        with asyncio.Runner(loop_factory=None if args.no_uvloop else fast_loop_factory()) as runner:
+            runner.run(serve(args.token, args.host, args.port, args.control_port))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it is, with Airflow): it keeps the server out of the measurements."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+if __name__ == "__main__":
+    main()
