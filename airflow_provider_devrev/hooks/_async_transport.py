@@ -67,10 +67,15 @@ async def connection_fields(conn_id: str, hook_class: type[Any]) -> tuple[Any, d
     loop = asyncio.get_running_loop()
     cache = _CONNECTIONS.setdefault(loop, {})
     entry = cache.get(conn_id)
-    if entry is None or entry[0] < loop.time() or (entry[1].done() and entry[1].exception() is not None):
+    if entry is None or entry[0] < loop.time() or _failed(entry[1]):
         entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, loop.create_task(_lookup(conn_id, hook_class)))
     # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
     return await asyncio.shield(entry[1])
+
+
+def _failed(lookup: asyncio.Task[Any]) -> bool:
+    # A failed or cancelled lookup is not cached: the next caller tries again.
+    return lookup.done() and (lookup.cancelled() or lookup.exception() is not None)
 
 
 async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
@@ -110,10 +115,9 @@ async def acall(
         try:
             return await _send_once(session, request, settings)
         except DevRevError as err:
-            wait = settings.retry.first_retry_wait(err)
+            wait = settings.retry.first_retry_wait(err, log=log, what=request.describe())
             if wait is None:
                 raise
-            settings.retry.log_retry(log, request.describe(), err, 1, wait)
             await sleep(wait)
         kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log, what=request.describe(), attempts_made=1)
         async for attempt in AsyncRetrying(**kwargs):

@@ -270,3 +270,27 @@ def test_a_zero_poll_interval_still_waits_between_polls(devrev_simulator, clock)
     assert clock.sleeps
     assert all(wait == 0.1 for wait in clock.sleeps)
     assert len(devrev_simulator.requests) == len(clock.sleeps) + 1 <= 12
+
+
+def test_a_cancelled_connection_lookup_is_not_cached(monkeypatch):
+    from airflow_provider_devrev.hooks import _async_transport
+
+    blocked = [True]
+
+    async def lookup(conn_id, hook_class):
+        if blocked[0]:
+            await asyncio.Event().wait()  # never finishes: cancelled below
+        return "conn", {"fresh": True}
+
+    monkeypatch.setattr(_async_transport, "_lookup", lookup)
+
+    async def scenario():
+        first = asyncio.ensure_future(_async_transport.connection_fields("c", object))
+        await asyncio.sleep(0)
+        _async_transport._CONNECTIONS[asyncio.get_running_loop()]["c"][1].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        blocked[0] = False
+        return await asyncio.wait_for(_async_transport.connection_fields("c", object), 5)
+
+    assert asyncio.run(scenario()) == ("conn", {"fresh": True})
