@@ -101,9 +101,10 @@ class RetryPolicy:
             body=error.body,
         )
 
-    def first_retry_wait(self, error: BaseException) -> float | None:
+    def first_retry_wait(self, error: BaseException, *, log: Any, what: str) -> float | None:
         """
-        The wait before retry 1 of a call whose first attempt raised ``error``, or ``None`` if it is final.
+        The wait before retry 1 of a call whose first attempt raised ``error`` (logged as retry 1), or
+        ``None`` if the error is final.
 
         Transports make the first attempt without tenacity (most calls succeed, or get a final 404, at
         once, and a triggerer makes thousands of them); only a call that needs a retry builds the
@@ -111,7 +112,9 @@ class RetryPolicy:
         """
         if self.max_retries < 1 or not self.should_retry(error):
             return None
-        return self.wait_seconds(error, 1)
+        wait = self.wait_seconds(error, 1)
+        self.log_retry(log, what, error, 1, wait)
+        return wait
 
     def log_retry(self, log: Any, what: str, error: BaseException | None, retry_number: int, wait: float) -> None:
         """The one WARNING line per retry: request, status, DevRev type, attempt and wait; never a body."""

@@ -167,10 +167,9 @@ class DevRevHook(BaseHook):
         try:
             return self._send_once(request, settings)
         except DevRevError as err:
-            wait = settings.retry.first_retry_wait(err) if retry else None
+            wait = settings.retry.first_retry_wait(err, log=self.log, what=request.describe()) if retry else None
             if wait is None:
                 raise
-            settings.retry.log_retry(self.log, request.describe(), err, 1, wait)
             self._sleep(wait)
         from tenacity import Retrying
 

@@ -102,7 +102,11 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         if outcome is SensorOutcome.KEEP_WAITING:
             self.log.warning("DevRev check failed (%s); trying again at the next poke", describe_failure(err))
             return False
-        raise AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}") from err
+        raise self._cannot_succeed(err) from err
+
+    def _cannot_succeed(self, err: DevRevError) -> AirflowFailException:
+        # AirflowFailException: no task retry either, since waiting cannot fix it; the same text in every mode.
+        return AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}")
 
     def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
         # Airflow's interval (exponential_backoff included), but never sooner than a Retry-After DevRev
@@ -158,6 +162,6 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             if err.error_type == SENSOR_TIMEOUT:
                 raise AirflowSensorTimeout(str(err)) from err
             # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.
-            raise AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}") from err
+            raise self._cannot_succeed(err) from err
         self.log.info("Found %s", summarize_session(session))
         return session
