@@ -70,7 +70,8 @@ class ApiRequest:
     :param path: The dotted operation path, e.g. ``/observability.sessions.get``.
     :param query: Query parameters, already validated, in the order they are sent.
     :param body: JSON body for ``POST``.
-    :param result_key: The key of the 200 body that holds the result (``session``, ``dev_user``, ...).
+    :param result_key: The key of the 200 body that holds the result (``session``, ``dev_user``, ...); empty
+        for the whole body.
     """
 
     method: str
@@ -135,10 +136,11 @@ def parse_response(
     """
     if 200 <= status_code < 300:
         payload = _json_object(content)
-        result = payload.get(request.result_key) if payload is not None else None
+        # An empty result_key asks for the whole body (a list page: sessions and cursors side by side).
+        result = payload.get(request.result_key) if payload is not None and request.result_key else payload
         if not isinstance(result, dict):
             raise DevRevUnexpectedResponseError(
-                f"{request.describe()} answered {status_code} without a {request.result_key!r} object: "
+                f"{request.describe()} answered {status_code} without a {request.result_key or 'JSON'!r} object: "
                 f"{body_excerpt(_text(content)) or '(empty body)'}",
                 status_code=status_code,
             )

@@ -55,16 +55,21 @@ class RetryPolicy:
         at once (with the wait asked for in the message) instead of blocking a worker slot for that long.
     :param backoff_initial: First backoff wait when the server gave no ``Retry-After``.
     :param jitter: Returns a float in [0, 1); injectable so tests are deterministic.
+    :param retry_rate_limited: Whether a 429 is retried within the call. ``get_sessions`` turns it off: it
+        paces all its concurrent calls together on a 429, which a call retrying alone cannot do.
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
     max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
     backoff_initial: float = BACKOFF_INITIAL
     jitter: Callable[[], float] = random.random
+    retry_rate_limited: bool = True
 
     def should_retry(self, error: BaseException) -> bool:
         """Transient and, for a 429, asking for no more than ``max_retry_wait``."""
         if not is_transient(error):
+            return False
+        if not self.retry_rate_limited and getattr(error, "status_code", None) == 429:
             return False
         retry_after = getattr(error, "retry_after", None)
         return retry_after is None or retry_after <= self.max_retry_wait

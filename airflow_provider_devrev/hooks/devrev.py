@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev._compat import BaseHook, mask_secret
@@ -15,7 +17,8 @@ from airflow_provider_devrev.contract import (
     no_response_error,
     parse_response,
 )
-from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
+from airflow_provider_devrev.listing import SessionQuery, parse_page, session_query
 
 if TYPE_CHECKING:
     import requests
@@ -149,6 +152,127 @@ class DevRevHook(BaseHook):
         from airflow_provider_devrev.hooks._async_transport import acall
 
         return await acall(request, await self.aget_settings(), sleep=self._async_sleep, log=self.log)
+
+    def iter_sessions(
+        self,
+        platform: str,
+        version_key: str,
+        *,
+        type: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Every session that matches, page after page of ``observability.sessions.list``, following
+        ``next_cursor`` to the end.
+
+        A generator: one page is held at a time, so memory stays flat however many sessions match. Each page
+        request has the hook's timeouts and retries; a retried page (after a 429, say) is asked for again with
+        the same cursor, so no session is skipped or repeated. All arguments are checked before the first
+        request. With filters or dates the contract's POST form is used, otherwise GET.
+
+        :param platform: ``android``, ``ios`` or ``web``.
+        :param version_key: The app version key.
+        :param type: ``mobile`` or ``web``; follows from ``platform`` when left out.
+        :param filters: DevRev's session filters for that type, e.g. ``{"is_crash": True, "app_version":
+            ["5.2.0"]}``; a name the contract does not define is refused (DevRev would ignore it).
+        :param created_after: Keep sessions created at or after this time (a timezone-aware ``datetime``,
+            pendulum's included, or ISO-8601 text with an offset).
+        :param created_before: Keep sessions created strictly before this time. DevRev's own range is
+            inclusive at both ends; the hook drops a session created exactly at ``created_before``, so
+            consecutive intervals ``[a, b)``, ``[b, c)`` never share or miss a session.
+        :param page_size: Sessions per request (1 to 100); DevRev's default when left out.
+        :raises DevRevInvalidInputError: a bad argument, before anything is sent.
+        :raises DevRevError: a page failed after the retries allowed.
+        """
+        query = session_query(
+            platform,
+            version_key,
+            type=type,
+            filters=filters,
+            created_after=created_after,
+            created_before=created_before,
+            page_size=page_size,
+        )
+        return self._iter_pages(query)
+
+    def _iter_pages(self, query: SessionQuery) -> Iterator[dict[str, Any]]:
+        # Separate from iter_sessions so that bad arguments raise when it is called, not at the first next().
+        cursor: str | None = None
+        while True:
+            request = query.page_request(cursor)
+            page = parse_page(request, self.call(request))
+            yield from (session for session in page.sessions if query.in_interval(session))
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def aiter_sessions(self, query: SessionQuery) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`iter_sessions` without blocking the event loop, for a query built with ``session_query``."""
+        cursor: str | None = None
+        while True:
+            request = query.page_request(cursor)
+            page = parse_page(request, await self.acall(request))
+            for session in page.sessions:
+                if query.in_interval(session):
+                    yield session
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_sessions(
+        self,
+        platform: str,
+        version_key: str,
+        session_ids: Iterable[str],
+        *,
+        max_concurrency: int = 8,
+        skip_missing: bool = False,
+    ) -> list[dict[str, Any]]:
+        """
+        Fetch many sessions concurrently, in the order of ``session_ids``.
+
+        At most ``max_concurrency`` requests are in flight. A 429 never fails the batch: every worker pauses
+        until DevRev's ``Retry-After`` has passed and the number in flight is halved, then grows back by one
+        per round of successes; 5xx and connection errors are retried as :meth:`get_session` retries them.
+        Each id is fetched once, even if listed twice. All ids are checked before the first request.
+
+        :param platform: ``android``, ``ios`` or ``web``.
+        :param version_key: The app version key.
+        :param session_ids: The sessions' ids.
+        :param max_concurrency: Requests in flight at most (1 to 64).
+        :param skip_missing: Leave out sessions DevRev does not have (404) instead of raising.
+        :return: The sessions, in the order of their first appearance in ``session_ids``.
+        :raises DevRevNotFoundError: a session does not exist (unless ``skip_missing``).
+        :raises DevRevError: the first final failure; requests not yet sent are not sent.
+        """
+        from airflow_provider_devrev.hooks._bulk import fetch_all
+
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
+            raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
+        if isinstance(session_ids, str):
+            raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of ids, not one string")
+        unique = list(dict.fromkeys(session_ids))
+        requests = [get_session_request(platform, session_id, version_key) for session_id in unique]
+        if not requests:
+            return []
+        self.settings  # noqa: B018 - read the connection once, here, not in every worker thread
+        results = fetch_all(
+            self, requests, max_concurrency=min(max_concurrency, len(requests)), skip_missing=skip_missing
+        )
+        return [session for session in results if session is not None]
+
+    def worker_copy(self, *, retry_rate_limited: bool = True) -> DevRevHook:
+        """A copy sharing this hook's connection settings but with its own HTTP session (one per thread)."""
+        clone = copy.copy(self)
+        clone._http = None
+        settings = self.settings
+        clone._settings = dataclasses.replace(
+            settings, retry=dataclasses.replace(settings.retry, retry_rate_limited=retry_rate_limited)
+        )
+        return clone
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with one ``GET /dev-users.self``; the message names the user, or says why not."""

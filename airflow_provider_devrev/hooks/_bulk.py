@@ -1,0 +1,146 @@
+"""
+Fetching many sessions at once: bounded concurrency that slows down together when DevRev says 429.
+
+Each worker thread makes ordinary hook calls (same timeouts, same retries of 5xx and connection errors),
+except that a 429 is not retried inside the call: it is handed to :class:`AdaptiveLimit`, which pauses every
+worker until the ``Retry-After`` has passed and halves how many requests may be in flight, then grows back
+by one per round of successes. Independent retries would each wait out their own ``Retry-After`` and return
+together, all at once, into the same spent window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev.contract import ApiRequest
+from airflow_provider_devrev.exceptions import DevRevError, DevRevNotFoundError
+
+if TYPE_CHECKING:
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+#: 429s in a row after which one session's fetch fails: with every wait at least DevRev's Retry-After, this
+#: only ends a fetch that DevRev refuses for many minutes.
+MAX_RATE_LIMITED_ATTEMPTS = 20
+
+
+class AdaptiveLimit:
+    """
+    How many requests may be in flight: at most ``ceiling``; halved, and paused for the server's wait, on a
+    429; one more after each round of successes (additive increase, multiplicative decrease).
+
+    :param ceiling: The caller's ``max_concurrency``; never exceeded.
+    :param clock: Monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(self, ceiling: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.in_flight = 0
+        self.paused_until = 0.0
+        self._clock = clock
+        self._successes = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        """Block until a request may start."""
+        with self._cond:
+            while True:
+                pause = self.paused_until - self._clock()
+                if pause <= 0 and self.in_flight < self.limit:
+                    self.in_flight += 1
+                    return
+                self._cond.wait(timeout=pause if pause > 0 else None)
+
+    def release(self, *, rate_limited_for: float | None = None) -> None:
+        """
+        A request ended; ``rate_limited_for`` is the wait DevRev asked for when it answered 429.
+
+        :param rate_limited_for: Seconds to pause every worker, or ``None`` after any other outcome.
+        """
+        with self._cond:
+            self.in_flight -= 1
+            if rate_limited_for is not None:
+                self.paused_until = max(self.paused_until, self._clock() + rate_limited_for)
+                self.limit = max(1, self.limit // 2)
+                self._successes = 0
+            else:
+                self._successes += 1
+                if self._successes >= self.limit and self.limit < self.ceiling:
+                    self.limit += 1
+                    self._successes = 0
+            self._cond.notify_all()
+
+
+def fetch_all(
+    hook: DevRevHook,
+    requests: Sequence[ApiRequest],
+    *,
+    max_concurrency: int,
+    skip_missing: bool,
+    limit: AdaptiveLimit | None = None,
+) -> list[dict[str, Any] | None]:
+    """
+    Send every request with at most ``max_concurrency`` in flight; results in the order of ``requests``.
+
+    :param hook: A hook whose connection is already read; each worker thread uses a copy of it with its own
+        keep-alive HTTP session (``requests.Session`` is not meant to be shared between threads).
+    :param skip_missing: ``None`` for a 404 instead of raising :class:`DevRevNotFoundError`.
+    :raises DevRevError: the first final failure; requests not yet sent are cancelled.
+    """
+    limit = limit or AdaptiveLimit(max_concurrency)
+    local = threading.local()
+    workers: list[DevRevHook] = []
+    workers_lock = threading.Lock()
+
+    def worker_hook() -> DevRevHook:
+        clone: DevRevHook | None = getattr(local, "hook", None)
+        if clone is None:
+            clone = local.hook = hook.worker_copy(retry_rate_limited=False)
+            with workers_lock:
+                workers.append(clone)
+        return clone
+
+    def fetch(request: ApiRequest) -> dict[str, Any] | None:
+        clone = worker_hook()
+        for attempt in range(1, MAX_RATE_LIMITED_ATTEMPTS + 1):
+            limit.acquire()
+            try:
+                result = clone.call(request)
+            except DevRevError as err:
+                policy = clone.settings.retry
+                too_long = err.retry_after is not None and err.retry_after > policy.max_retry_wait
+                if err.status_code != 429 or too_long or attempt == MAX_RATE_LIMITED_ATTEMPTS:
+                    limit.release()
+                    if skip_missing and isinstance(err, DevRevNotFoundError):
+                        return None
+                    raise
+                # DevRev's own wait when it gave one (the backoff's floor would only idle a window that has
+                # reopened); the policy's backoff when it did not.
+                wait_for = err.retry_after if err.retry_after is not None else policy.wait_seconds(err, attempt)
+                limit.release(rate_limited_for=wait_for)
+                policy.log_retry(hook.log, request.describe(), err, attempt, wait_for)
+            except BaseException:
+                limit.release()
+                raise
+            else:
+                limit.release()
+                return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    try:
+        with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="devrev-get-sessions") as pool:
+            futures = [pool.submit(fetch, request) for request in requests]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                for future in futures:
+                    future.cancel()
+                raise failed.exception()  # type: ignore[misc]
+            return [future.result() for future in futures]
+    finally:
+        for clone in workers:
+            clone.close()
