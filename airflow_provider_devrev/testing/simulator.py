@@ -108,6 +108,9 @@ class _Exchange:
     def answering(self, status: int) -> None:
         self.simulator._answering(self.record, status)
 
+    def finished(self) -> None:
+        self.simulator._finished()
+
 
 class _App:
     """The transport's view of a simulator; keeps these hooks off the simulator's public surface."""
@@ -168,6 +171,8 @@ class DevRevSimulator(SimulatorState):
         self._faults = FaultQueue()
         self._log: list[_Record] = []
         self._connections = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._state_lock = threading.Lock()
         self._server: transport.HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -242,6 +247,17 @@ class DevRevSimulator(SimulatorState):
         """TCP connections accepted so far (keep-alive reuse keeps this low)."""
         with self._lock:
             return self._connections
+
+    @property
+    def peak_concurrency(self) -> int:
+        """The most requests this simulator has had in flight at once (received, reply not yet written)."""
+        with self._lock:
+            return self._peak_in_flight
+
+    def reset_peak_concurrency(self) -> None:
+        """Start counting :attr:`peak_concurrency` afresh from the requests in flight now."""
+        with self._lock:
+            self._peak_in_flight = self._in_flight
 
     @property
     def seed_version_keys(self) -> list[str]:
@@ -406,7 +422,13 @@ class DevRevSimulator(SimulatorState):
                 )
             )
             self._log.append(record)
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         return _Exchange(self, record, incoming)
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _answering(self, record: _Record, status: int) -> None:
         with self._lock:

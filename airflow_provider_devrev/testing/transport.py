@@ -33,6 +33,10 @@ class Exchange(Protocol):
         always finds it recorded."""
         ...
 
+    def finished(self) -> None:
+        """Called once the reply is written (or the connection dropped): the request is no longer in flight."""
+        ...
+
 
 class Application(Protocol):
     """What the transport serves."""
@@ -183,10 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
             # Unless the body was drained, its rest would be parsed as the next request: answer and close.
             self.close_connection = self.close_connection or exc.close
             exchange = server.app.begin(self.command, self.path, dict(self.headers.items()), b"")
-            self._send(exc.reply, exchange)
+            try:
+                self._send(exc.reply, exchange)
+            finally:
+                exchange.finished()
             return
         exchange = server.app.begin(self.command, self.path, dict(self.headers.items()), raw)
-        self._send(exchange.respond(server.stop_event), exchange)
+        try:
+            self._send(exchange.respond(server.stop_event), exchange)
+        finally:
+            exchange.finished()
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
