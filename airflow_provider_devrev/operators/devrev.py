@@ -1,17 +1,26 @@
-"""Fetch one DevRev session and hand it to downstream tasks."""
+"""Fetch DevRev sessions (one by id, or every one of a data interval) and hand them to downstream tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import SessionArgumentsMixin
-from airflow_provider_devrev._compat import BaseOperator
+from airflow_provider_devrev._arguments import SessionArgumentsMixin, _known_at_parse_time
+from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import summarize_session
+from airflow_provider_devrev.contract import summarize_session, validate_platform, validate_text
+from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.listing import session_type_for, validate_filters
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+#: Sessions a ListSessionsOperator returns as XCom at most: about 2 KB each, so about 2 MB in the metadata DB.
+DEFAULT_MAX_XCOM_SESSIONS = 1000
 
 
 class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
@@ -62,3 +71,188 @@ class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
         session = self.hook.get_session(self.platform, self.session_id, self.version_key)
         self.log.info("Fetched %s", summarize_session(session))
         return session
+
+
+class ListSessionsOperator(BaseOperator):
+    """
+    List the sessions created in this run's data interval, for an export or a downstream fan-out.
+
+    By default the interval is ``created_at`` in ``[data_interval_start, data_interval_end)``: a session
+    created exactly at ``data_interval_end`` belongs to the next run, so consecutive runs, reruns and
+    backfills each list every session once, with no overlap and no gap. ``created_after`` and
+    ``created_before`` override either end. A run whose interval is empty (Airflow 3's default cron
+    timetable gives manual and cron runs a zero-width interval) fails with an explanation rather than
+    silently exporting nothing; use ``CronDataIntervalTimetable`` (or pass both bounds).
+
+    Where the result goes:
+
+    - without ``output_path``, the sessions themselves become the ``return_value`` XCom (a list of session
+      objects). XCom lives in Airflow's database, so above ``max_xcom_sessions`` the task fails before
+      fetching more, and says to set ``output_path``.
+    - with ``output_path``, the sessions are streamed as JSON Lines (one session object per line) to that
+      path through Airflow's ``ObjectStoragePath``: a local path, ``file://...``, or any object-store URL
+      Airflow has a provider for (``s3://...``, ``gs://...``), with ``conn_id`` as ObjectStoragePath takes it
+      (``s3://aws_default@bucket/key``). The XCom is ``{"path": ..., "count": ...}``. A rerun overwrites the
+      file. A local file is written beside the target and renamed into place, so readers never see half an
+      export; object stores publish an object only when its upload completes.
+
+    :param platform: ``android``, ``ios`` or ``web``. Templated.
+    :param version_key: The app version key. Templated.
+    :param filters: DevRev session filters, e.g. ``{"is_crash": True}``; names are checked against the
+        contract. Templated.
+    :param created_after: Inclusive lower bound; default ``data_interval_start``. Templated.
+    :param created_before: Exclusive upper bound; default ``data_interval_end``. Templated.
+    :param use_data_interval: ``False`` lists without date bounds (except the ones given).
+    :param output_path: Where to write JSON Lines; ``None`` returns the sessions as the XCom. Templated,
+        e.g. ``"file:///data/devrev/{{ ds }}/crashes.jsonl"``.
+    :param max_xcom_sessions: The most sessions returned as XCom (default 1,000).
+    :param page_size: Sessions per request (1 to 100); DevRev's default when left out.
+    :param devrev_conn_id: The DevRev connection. Templated.
+    :param timeout: Seconds to wait for each read of an answer (overrides the connection's ``timeout``).
+    :param max_retries: Retries of a 429, 5xx, connection error or timeout (overrides the connection's).
+    :param max_retry_wait: Longest ``Retry-After`` waited out; a longer one fails the task at once.
+    """
+
+    template_fields: Sequence[str] = (
+        "platform",
+        "version_key",
+        "filters",
+        "created_after",
+        "created_before",
+        "output_path",
+        "devrev_conn_id",
+    )
+    ui_color = "#e6f0ff"
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        version_key: str,
+        filters: dict[str, Any] | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        use_data_interval: bool = True,
+        output_path: Any = None,
+        max_xcom_sessions: int = DEFAULT_MAX_XCOM_SESSIONS,
+        page_size: int | None = None,
+        devrev_conn_id: str = "devrev_default",
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_wait: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        validate_listing_arguments(platform, version_key, filters)
+        if isinstance(max_xcom_sessions, bool) or not isinstance(max_xcom_sessions, int) or max_xcom_sessions < 1:
+            raise DevRevInvalidInputError("max_xcom_sessions", max_xcom_sessions, "must be an int >= 1")
+        self.platform = platform
+        self.version_key = version_key
+        self.filters = filters
+        self.created_after = created_after
+        self.created_before = created_before
+        self.use_data_interval = use_data_interval
+        self.output_path = output_path
+        self.max_xcom_sessions = max_xcom_sessions
+        self.page_size = page_size
+        self.devrev_conn_id = devrev_conn_id
+        self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
+
+    @cached_property
+    def hook(self) -> DevRevHook:
+        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
+        from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
+
+    def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        after, before = self._interval(context)
+        sessions = self.hook.iter_sessions(
+            self.platform,
+            self.version_key,
+            filters=self.filters,
+            created_after=after,
+            created_before=before,
+            page_size=self.page_size,
+        )
+        where = f"created_at in [{after or '-inf'}, {before or '+inf'})"
+        if self.output_path is not None:
+            path, count = write_json_lines(self.output_path, sessions)
+            self.log.info("Wrote %d sessions (%s) to %s", count, where, path)
+            return {"path": path, "count": count}
+        result: list[dict[str, Any]] = []
+        for session in sessions:
+            if len(result) == self.max_xcom_sessions:
+                raise AirflowFailException(
+                    f"more than max_xcom_sessions={self.max_xcom_sessions} sessions match ({where}); XCom is "
+                    "stored in Airflow's database, so write them to storage instead: set output_path (e.g. "
+                    "'file:///data/devrev/{{ ds }}.jsonl' or 's3://bucket/devrev/{{ ds }}.jsonl') and the XCom "
+                    "holds the path and the count; or raise max_xcom_sessions"
+                )
+            result.append(session)
+        self.log.info("Listed %d sessions (%s)", len(result), where)
+        return result
+
+    def _interval(self, context: Context) -> tuple[Any, Any]:
+        after, before = self.created_after, self.created_before
+        if not self.use_data_interval:
+            return after, before
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        after = start if after is None else after
+        before = end if before is None else before
+        if after is None or before is None or (after == start and before == end and start == end):
+            raise AirflowFailException(
+                f"this run's data interval is empty ({start} to {end}), so it holds no sessions. Give the DAG a "
+                "timetable with data intervals (e.g. CronDataIntervalTimetable('@daily', timezone='UTC'); "
+                "Airflow 3's default for cron schedules has none), or pass created_after and created_before"
+            )
+        return after, before
+
+
+def validate_listing_arguments(platform: Any, version_key: Any, filters: Any) -> None:
+    """Check at DAG-parse time what is already known; templated values are checked after rendering."""
+    if _known_at_parse_time(platform):
+        validate_platform(platform)
+    if _known_at_parse_time(version_key):
+        validate_text(version_key, "version_key")
+    if _known_at_parse_time(platform) and filters is not None and not _has_template(filters):
+        validate_filters(filters, session_type_for(platform))
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return not _known_at_parse_time(value)
+    if isinstance(value, dict):
+        return any(_has_template(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_template(item) for item in value)
+    return not _known_at_parse_time(value) and not isinstance(value, bool)
+
+
+def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tuple[str, int]:
+    """
+    Stream ``sessions`` to ``output_path`` as JSON Lines; return the path written and how many lines.
+
+    :param output_path: A path or URL, or an ``ObjectStoragePath``.
+    """
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(output_path, str) and output_path.startswith("/"):
+        output_path = "file://" + output_path
+    target = output_path if isinstance(output_path, ObjectStoragePath) else ObjectStoragePath(str(output_path))
+    local = target.protocol in ("", "file", "local")
+    if local:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial") if local else target
+    count = 0
+    try:
+        with partial.open("w", encoding="utf-8") as stream:
+            for session in sessions:
+                stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
+                count += 1
+        if local:
+            partial.rename(target)
+    finally:
+        if local and partial.exists():
+            partial.unlink()
+    return str(target), count
