@@ -1,18 +1,26 @@
-"""The async side of :class:`~airflow_provider_devrev.sensors.devrev.DevRevSessionSensor`."""
+"""
+DevRev triggers: waiting for one session (the async side of
+:class:`~airflow_provider_devrev.sensors.devrev.DevRevSessionSensor`), and watching for new sessions (the
+trigger of an ``AssetWatcher``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_devrev._compat import AirflowException
+from airflow_provider_devrev._compat import AirflowException, BaseEventTrigger
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import ApiRequest, get_session_request, summarize_session
-from airflow_provider_devrev.exceptions import DevRevError, error_class_for_status
+from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError, error_class_for_status
+from airflow_provider_devrev.listing import SeenSessions, session_query
 from airflow_provider_devrev.policy import (
     SensorOutcome,
     describe_failure,
@@ -203,3 +211,212 @@ def session_from_event(event: Any) -> dict[str, Any]:
             reference_id=reference_id if isinstance(reference_id, str) else None,
         )
     raise DevRevError(f"malformed event from DevRevSessionTrigger: keys {sorted(map(str, event))}, status={status!r}")
+
+
+#: Longest wait between two polls of a :class:`DevRevNewSessionsTrigger` that keeps failing.
+MAX_ERROR_WAIT = 600.0
+
+
+class DevRevNewSessionsTrigger(BaseEventTrigger):
+    """
+    Fire one event for each new session that matches, for as long as it runs: the trigger of an
+    ``AssetWatcher`` (Airflow 3), so that each new crash session, say, starts a DAG run.
+
+    Every ``poll_interval`` seconds it lists the sessions created in the last ``lookback`` seconds that
+    match ``filters`` (``observability.sessions.list``) and fires ``{"session_id": ..., "session": {...}}``
+    for each one it has not reported before. "New" means new to this trigger, not a recent ``created_at``:
+    the SDKs upload a session after it ends, so it appears with a ``created_at`` in the past.
+
+    Its first poll reports nothing: it records what already exists, so only sessions that appear after the
+    watcher starts trigger runs. What it can and cannot guarantee:
+
+    - While it runs, each matching session that appears is reported once.
+    - A session uploaded more than ``lookback`` after it started is never reported.
+    - Across a triggerer restart (or a move to another triggerer), on Airflow 3.3+ it keeps its position in
+      the watched asset's state store (``asset_state_store``), saved one poll behind the events, so a restart
+      can repeat the events of the last poll but never lose one (at least once). On Airflow 3.0 to 3.2 there
+      is no such store: a restarted trigger starts afresh, and sessions that appeared while it was not
+      running are never reported (at most once). Pair it with a scheduled export to catch those.
+    - Airflow itself folds asset events that arrive before the scheduler creates the run into one DAG run,
+      so a DAG should read every event of ``triggering_asset_events``, not only the last.
+
+    Errors never end it: a 429, 5xx or lost connection is retried at the next poll (no sooner than a
+    ``Retry-After``), and a final error (a revoked token, a refused filter) is logged and retried with a
+    growing wait, up to :data:`MAX_ERROR_WAIT`, until the connection or the DAG is fixed.
+
+    :param platform: ``android``, ``ios`` or ``web``.
+    :param version_key: The app version key.
+    :param filters: DevRev session filters for the platform's type, e.g. ``{"is_crash": True}``.
+    :param devrev_conn_id: The Airflow connection to use.
+    :param poll_interval: Seconds between polls.
+    :param lookback: How far back, in seconds of ``created_at``, each poll looks (default one day).
+    :param page_size: Sessions per list request (1 to 100); DevRev's default when left out.
+    :param hook_options: ``timeout``, ``max_retries``, ``max_retry_wait`` for the hook (plain numbers).
+    """
+
+    clock: Callable[[], float] = staticmethod(time.time)
+    sleep: Callable[[float], Awaitable[Any]] = staticmethod(asyncio.sleep)
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        version_key: str,
+        filters: Mapping[str, Any] | None = None,
+        devrev_conn_id: str = "devrev_default",
+        poll_interval: float = 60.0,
+        lookback: float = 86400.0,
+        page_size: int | None = None,
+        hook_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # Checked now, so a bad argument is a DAG import error rather than a trigger failing in a loop.
+        session_query(platform, version_key, filters=filters, page_size=page_size)
+        for name, value in (("poll_interval", poll_interval), ("lookback", lookback)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise DevRevInvalidInputError(name, value, "must be a number of seconds > 0")
+        self.platform = platform
+        self.version_key = version_key
+        self.filters = dict(filters or {})
+        self.devrev_conn_id = devrev_conn_id
+        self.poll_interval = max(float(poll_interval), MIN_POLL_WAIT)
+        self.lookback = float(lookback)
+        self.page_size = page_size
+        self.hook_options = HookOptions(**(hook_options or {})).as_kwargs()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(devrev_conn_id={self.devrev_conn_id!r}, platform={self.platform!r}, "
+            f"version_key={self.version_key!r}, filters={self.filters!r})"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-safe arguments; never the token, and nothing that changes between parses
+        (Airflow identifies an event trigger by the hash of these arguments)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "platform": self.platform,
+                "version_key": self.version_key,
+                "filters": dict(self.filters),
+                "devrev_conn_id": self.devrev_conn_id,
+                "poll_interval": self.poll_interval,
+                "lookback": self.lookback,
+                "page_size": self.page_size,
+                "hook_options": dict(self.hook_options),
+            },
+        )
+
+    @property
+    def state_key(self) -> str:
+        """The asset-state-store key of this watch: two watches of one asset with other filters never mix."""
+        what = json.dumps([self.platform, self.version_key, self.filters], sort_keys=True, default=str)
+        return "devrev-seen-sessions-" + hashlib.sha256(what.encode("utf-8")).hexdigest()[:16]
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll forever; yield one event per new matching session."""
+        from airflow_provider_devrev.hooks._async_transport import shared_session
+        from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+        hook = DevRevHook(self.devrev_conn_id, async_sleep=type(self).sleep, **self.hook_options)
+        store = _state_store(self)
+        seen = await self._restore(store)
+        # With nothing restored, the first listing is what existed before the watch: remembered, not reported.
+        baseline = seen is None
+        seen = seen or SeenSessions()
+        saved_state: dict[str, Any] | None = None  # state to save at the next poll, once its events are out
+        failures = 0
+        async with shared_session():
+            while True:
+                now = type(self).clock()
+                try:
+                    fresh = await self._list_unseen(hook, seen, now)
+                except (DevRevError, AirflowException) as err:
+                    failures += 1
+                    await type(self).sleep(self._error_wait(err, failures))
+                    continue
+                failures = 0
+                if saved_state is not None:
+                    # Saved one poll late: the events of the previous poll have reached Airflow's database by
+                    # now, so a restart from this state may repeat events but never lose one.
+                    await self._save(store, saved_state)
+                    saved_state = None
+                for session in fresh:
+                    seen.add(session, lookback=self.lookback, now=now)
+                seen.forget_expired(now)
+                if baseline:
+                    baseline = False
+                    self.log.info(
+                        "Watching for new DevRev sessions (%s, %s, filters %s); %d existing ones will not fire",
+                        self.platform,
+                        self.version_key,
+                        self.filters,
+                        len(fresh),
+                    )
+                    await self._save(store, seen.to_json())  # nothing fired, so nothing can be lost
+                else:
+                    for session in fresh:
+                        self.log.info("New %s", summarize_session(session))
+                        yield TriggerEvent({"session_id": session.get("session_id"), "session": session})
+                    if fresh:
+                        saved_state = seen.to_json()
+                await type(self).sleep(self.poll_interval)
+
+    async def _list_unseen(self, hook: Any, seen: SeenSessions, now: float) -> list[dict[str, Any]]:
+        # The whole listing must succeed before anything counts as seen: a poll that fails half-way is
+        # repeated in full, and keeps only the unseen sessions in memory meanwhile.
+        after = datetime.fromtimestamp(now - self.lookback, tz=timezone.utc)
+        query = session_query(
+            self.platform, self.version_key, filters=self.filters, created_after=after, page_size=self.page_size
+        )
+        fresh: dict[str, dict[str, Any]] = {}
+        async for session in hook.aiter_sessions(query):
+            session_id = str(session.get("session_id"))
+            if session_id not in seen:
+                fresh.setdefault(session_id, session)
+        return list(fresh.values())
+
+    def _error_wait(self, err: Exception, failures: int) -> float:
+        transient = isinstance(err, DevRevError) and sensor_outcome(err) is not SensorOutcome.FAIL
+        wait = self.poll_interval if transient else min(MAX_ERROR_WAIT, self.poll_interval * 2.0 ** (failures - 1))
+        wait = max(wait, self.poll_interval)
+        failure = describe_failure(err) if isinstance(err, DevRevError) else type(err).__name__
+        log = self.log.warning if transient else self.log.error
+        log("Listing new DevRev sessions failed (%s: %s); next try in %.0f s", failure, err, wait)
+        return next_check_delay(wait, err if isinstance(err, DevRevError) else None)
+
+    async def _restore(self, store: Any) -> SeenSessions | None:
+        if store is None:
+            return None
+        try:
+            seen = SeenSessions.from_json(await store.aget(self.state_key))
+        except Exception as err:  # the store is Airflow's; its failure must not stop the watch
+            self.log.warning("Could not read this watch's saved position (%s); starting afresh", err)
+            return None
+        if seen is not None:
+            self.log.info("Resuming with %d sessions already reported", len(seen))
+        return seen
+
+    async def _save(self, store: Any, state: dict[str, Any]) -> None:
+        if store is None:
+            return
+        try:
+            await store.aset(self.state_key, state)
+        except Exception as err:
+            self.log.warning("Could not save this watch's position (%s); a restart would start afresh", err)
+
+
+def _state_store(trigger: Any) -> Any:
+    """
+    The accessor of the watched asset's state store (Airflow 3.3+), or ``None`` where there is none: older
+    Airflow, a trigger not run by a triggerer (tests, ``dag.test()``), or one trigger watched for several
+    assets, where the accessors cannot tell which asset's store to use.
+    """
+    accessors = getattr(trigger, "asset_state_store", None)
+    if accessors is None:
+        return None
+    try:
+        accessors._single_accessor()  # raises for zero or several assets
+    except Exception:
+        return None
+    return accessors
