@@ -14,48 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from _demo import airflow, airflow_environment, step
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("AIRFLOW_HOME", REPO / ".airflow-demo")).resolve()
 DAG_ID = "example_devrev_session"
 VERSION_KEY = "com.acme.shop@5.2.0"
 
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(HOME),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags" / "examples"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "DEVREV_EXAMPLE_POKE_INTERVAL": "2",
-        "DEVREV_EXAMPLE_SENSOR_TIMEOUT": "120",
-    }
-)
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-
-
-def step(title: str) -> None:
-    print(f"\n==> {title}", flush=True)
-
-
-def airflow(*args: str, log: Path | None = None) -> None:
-    """Run an ``airflow`` command; keep its chatter in a log file and show the tail only on failure."""
-    out = open(log, "w") if log else None  # noqa: SIM115
-    try:
-        done = subprocess.run([AIRFLOW, *args], stdout=out or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    finally:
-        if out:
-            out.close()
-    text = log.read_text() if log else done.stdout
-    if done.returncode != 0:
-        print(text[-4000:])
-        raise SystemExit(f"`airflow {' '.join(args)}` failed with exit code {done.returncode}")
-    if not log:
-        print(text.strip())
+os.environ.update(airflow_environment(HOME, REPO))
+os.environ.update({"DEVREV_EXAMPLE_POKE_INTERVAL": "2", "DEVREV_EXAMPLE_SENSOR_TIMEOUT": "120"})
 
 
 def main() -> None:
