@@ -133,6 +133,7 @@ def to_utc(value: Any, field_name: str) -> datetime | None:
     """
     if value is None:
         return None
+    given = value  # what errors show: the caller's text, not what it parsed to
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -141,7 +142,7 @@ def to_utc(value: Any, field_name: str) -> datetime | None:
     if not isinstance(value, datetime):
         raise DevRevInvalidInputError(field_name, value, "must be a datetime or ISO-8601 text")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise DevRevInvalidInputError(field_name, value, "must carry a timezone (naive times are ambiguous)")
+        raise DevRevInvalidInputError(field_name, given, "must carry a timezone (naive times are ambiguous)")
     return value.astimezone(timezone.utc)
 
 

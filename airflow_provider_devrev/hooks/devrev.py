@@ -211,16 +211,20 @@ class DevRevHook(BaseHook):
 
     async def aiter_sessions(self, query: SessionQuery) -> AsyncIterator[dict[str, Any]]:
         """:meth:`iter_sessions` without blocking the event loop, for a query built with ``session_query``."""
+        from airflow_provider_devrev.hooks._async_transport import shared_session
+
         cursor: str | None = None
-        while True:
-            request = query.page_request(cursor)
-            page = parse_page(request, await self.acall(request))
-            for session in page.sessions:
-                if query.in_interval(session):
-                    yield session
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        # Held across the pages, so they reuse one warm connection even when nothing else holds the pool.
+        async with shared_session():
+            while True:
+                request = query.page_request(cursor)
+                page = parse_page(request, await self.acall(request))
+                for session in page.sessions:
+                    if query.in_interval(session):
+                        yield session
+                if page.next_cursor is None:
+                    return
+                cursor = page.next_cursor
 
     def get_sessions(
         self,
@@ -252,8 +256,8 @@ class DevRevHook(BaseHook):
 
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
             raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
-        if isinstance(session_ids, str):
-            raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of ids, not one string")
+        if isinstance(session_ids, str) or not isinstance(session_ids, Iterable):
+            raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of session ids")
         unique = list(dict.fromkeys(session_ids))
         requests = [get_session_request(platform, session_id, version_key) for session_id in unique]
         if not requests:

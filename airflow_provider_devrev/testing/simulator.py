@@ -94,6 +94,7 @@ class _Incoming:
 @dataclass
 class _Record:
     request: RecordedRequest
+    in_flight: bool = True
 
 
 class _Exchange:
@@ -109,7 +110,7 @@ class _Exchange:
         self.simulator._answering(self.record, status)
 
     def finished(self) -> None:
-        self.simulator._finished()
+        self.simulator._finished(self.record)
 
 
 class _App:
@@ -426,13 +427,21 @@ class DevRevSimulator(SimulatorState):
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         return _Exchange(self, record, incoming)
 
-    def _finished(self) -> None:
+    def _finished(self, record: _Record) -> None:
         with self._lock:
-            self._in_flight -= 1
+            self._leave_flight(record)
 
     def _answering(self, record: _Record, status: int) -> None:
         with self._lock:
             record.request = replace(record.request, status=status)
+            # No longer in flight once its reply is going out: a client that has read the reply must not
+            # find it still counted (reset_peak_concurrency right after, or its next request, would).
+            self._leave_flight(record)
+
+    def _leave_flight(self, record: _Record) -> None:
+        if record.in_flight:
+            record.in_flight = False
+            self._in_flight -= 1
 
     def _respond(self, incoming: _Incoming, record: _Record, stop: threading.Event) -> Reply:
         fault = self._faults.take(incoming.path, incoming.session_id)
