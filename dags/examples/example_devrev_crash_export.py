@@ -67,8 +67,9 @@ with DAG(
         per_device: Counter[str] = Counter()
         total = 0
         for export in exported:
-            with ObjectStoragePath(export["path"]).open("r", encoding="utf-8") as lines:
-                for line in lines:
+            with ObjectStoragePath(export["path"]).open("r", encoding="utf-8") as stream:
+                # readline, not iteration: Airflow 2.11's file wrapper is not iterable.
+                for line in iter(stream.readline, ""):
                     session = json.loads(line)
                     metadata = session.get("device_metadata", {})
                     per_version[metadata.get("app_version", "?")] += 1
