@@ -9,13 +9,21 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install demo test test-one lint reliability bench bench-full clean
+.PHONY: install demo demo-export demo-events test test-one lint reliability bench bench-full clean
 
 install:
 	$(PYTHON) scripts/test_legs.py --install-only 3.3.2
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# The other two examples: the daily crash export (dag test, SQLite) and the asset-watched triage DAG (a real
+# scheduler, triggerer, dag processor and API server on loopback).
+demo-export: install
+	$(BIN)/python scripts/demo_export.py
+
+demo-events: install
+	$(BIN)/python scripts/demo_events.py
 
 test:
 	$(PYTHON) scripts/test_legs.py $(LEGS)
@@ -47,4 +55,4 @@ bench-full: install
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-* .airflow-demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info
