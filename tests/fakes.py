@@ -1,4 +1,4 @@
-"""A fake clock for hours of simulated waiting in no real time."""
+"""Fakes of time: a clock for hours of simulated waiting in no real time, and a sleep that only records."""
 
 from __future__ import annotations
 
@@ -50,3 +50,16 @@ class FakeClock:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
+
+
+class FakeSleep:
+    """Records the waits a hook asked for, instead of waiting (``sleep=`` and ``async_sleep=`` alike)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)

@@ -21,18 +21,9 @@ from airflow_provider_devrev.exceptions import (
     DevRevUnexpectedResponseError,
 )
 from airflow_provider_devrev.hooks.devrev import DevRevHook
+from tests.fakes import FakeSleep
 
 GET_PATH = "/observability.sessions.get"
-
-
-class FakeSleep:
-    """Records the waits the hook asked for, instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

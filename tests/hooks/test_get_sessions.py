@@ -19,19 +19,10 @@ from airflow_provider_devrev.exceptions import (
 from airflow_provider_devrev.hooks._bulk import AdaptiveLimit
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from airflow_provider_devrev.testing import DevRevSimulator
+from tests.fakes import FakeSleep
 
 GET = "/observability.sessions.get"
 VK = "com.acme.shop@5.2.0"
-
-
-class FakeSleep:
-    """Records the waits the hook asked for, instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

@@ -24,25 +24,13 @@ from airflow_provider_devrev.exceptions import (
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from airflow_provider_devrev.listing import session_query
 from airflow_provider_devrev.testing import DevRevSimulator
+from tests.fakes import FakeSleep
 
 LIST = "/observability.sessions.list"
 VK = "com.acme.shop@5.2.0"
 UTC = timezone.utc
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
-
-
-class FakeSleep:
-    """Records the waits the hook asked for, instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def iso(moment: datetime) -> str:

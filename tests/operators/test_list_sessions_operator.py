@@ -171,10 +171,10 @@ def test_templated_arguments_are_checked_after_rendering_before_any_request(devr
     op = ListSessionsOperator(
         task_id="list", platform="{{ params.platform }}", version_key=VERSION, filters={"is_crash": "{{ params.x }}"}
     )
+    op.platform = "android"
     op.filters = {"is_crash": "true"}  # what rendering a template produces: text, not a boolean
 
     with pytest.raises(DevRevInvalidInputError, match="filters"):
-        op.platform = "android"
         op.execute(interval(DAY, DAY + timedelta(days=1)))
     assert devrev_simulator.requests == []
 

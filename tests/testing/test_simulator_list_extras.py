@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ import pytest
 import requests
 
 from airflow_provider_devrev.testing import DevRevSimulator
+from tests.testing.test_simulator import raw_exchange
 
 SELF = "/dev-users.self"
 GET = "/observability.sessions.get"
@@ -115,16 +115,6 @@ def test_dropped_connections_on_a_keep_alive_session_leave_nothing_in_flight(sim
         assert sim.peak_concurrency == 0
         assert call(sim, client) == 200
     assert sim.peak_concurrency == 1
-
-
-def raw_exchange(sim: DevRevSimulator, request: bytes) -> bytes:
-    """Send bytes as they are and read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", sim.port), timeout=TIMEOUT) as conn:
-        conn.sendall(request)
-        received = b""
-        while chunk := conn.recv(65536):
-            received += chunk
-    return received
 
 
 @pytest.mark.parametrize(
