@@ -52,6 +52,9 @@ class AdaptiveLimit:
                 pause = self.paused_until - self._clock()
                 if pause <= 0 and self.in_flight < self.limit:
                     self.in_flight += 1
+                    if self.in_flight < self.limit:
+                        # Slots are still free (a pause just ended, or the limit grew): pass the wake-up on.
+                        self._cond.notify()
                     return
                 self._cond.wait(timeout=pause if pause > 0 else None)
 
@@ -63,16 +66,24 @@ class AdaptiveLimit:
         """
         with self._cond:
             self.in_flight -= 1
+            freed = 1
             if rate_limited_for is not None:
-                self.paused_until = max(self.paused_until, self._clock() + rate_limited_for)
-                self.limit = max(1, self.limit // 2)
+                now = self._clock()
+                # Every request in flight when a window runs out gets its 429: that is one signal, not many,
+                # so the limit is halved once per pause, not once per 429 (32 would otherwise fall to 1).
+                if now >= self.paused_until:
+                    self.limit = max(1, self.limit // 2)
+                self.paused_until = max(self.paused_until, now + rate_limited_for)
                 self._successes = 0
             else:
                 self._successes += 1
                 if self._successes >= self.limit and self.limit < self.ceiling:
                     self.limit += 1
                     self._successes = 0
-            self._cond.notify_all()
+                    freed = 2
+            # One slot freed (two when the limit grew): wake that many, not every waiting worker. Workers
+            # waiting out a pause wake by their own timeout.
+            self._cond.notify(freed)
 
 
 def fetch_all(

@@ -118,7 +118,7 @@ def sessions_list(params: Params, store: SessionStore, *, now: float, page_size:
     return json_reply(200, payload)
 
 
-def _match_all(session: dict[str, Any]) -> bool:
+def _match_all(session: dict[str, Any], created_ts: float) -> bool:
     return True
 
 

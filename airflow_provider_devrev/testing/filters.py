@@ -27,7 +27,8 @@ from typing import Any
 from airflow_provider_devrev.testing.data import parse_datetime
 from airflow_provider_devrev.testing.protocol import Params, bad_request
 
-Predicate = Callable[[dict[str, Any]], bool]
+# (session, its created_at as epoch seconds, parsed once when it was stored) -> whether it matches
+Predicate = Callable[[dict[str, Any], float], bool]
 Extract = Callable[[dict[str, Any]], Any]
 
 _UNSUPPORTED: dict[str, tuple[str, ...]] = {
@@ -162,13 +163,12 @@ def build_filter(params: Params, kind: str) -> Predicate:
     low = duration.integer("min_ms", minimum=0) if duration is not None else None
     high = duration.integer("max_ms", minimum=0) if duration is not None else None
 
-    def matches(session: dict[str, Any]) -> bool:
+    def matches(session: dict[str, Any], created_ts: float) -> bool:
         if any(bool(extract(session)) != wanted for extract, wanted in flags):
             return False
         if any(extract(session) not in allowed for extract, allowed in memberships):
             return False
         if after is not None or before is not None:
-            created_ts = parse_datetime(session["created_at"]).timestamp()
             if (after is not None and created_ts < after) or (before is not None and created_ts > before):
                 return False
         duration_ms = _count(session.get("session_duration_ms"))

@@ -178,7 +178,7 @@ class SessionStore:
         *,
         version_key: str,
         platform: str,
-        matches: Callable[[dict[str, Any]], bool],
+        matches: Callable[[dict[str, Any], float], bool],
         sort: SortSpec,
         cursor: SortKey | None,
         mode: str,
@@ -193,7 +193,7 @@ class SessionStore:
         """
         scope = self._by_scope.get((version_key, platform), {})
         candidates = [
-            (entry.sort_key(sort), entry) for entry in scope.values() if entry.visible(now) and matches(entry.session)
+            (entry.sort_key(sort), entry) for entry in scope.values() if entry.visible(now) and matches(entry.session, entry.created_ts)
         ]
         if mode == "before":
             pool = candidates if cursor is None else [item for item in candidates if item[0] < cursor]

@@ -317,6 +317,22 @@ def test_limit_halves_on_429_down_to_one():
     assert AdaptiveLimit(5, clock=Clock()).limit == 5
 
 
+def test_the_429s_of_one_pause_halve_the_limit_once():
+    clock = Clock(100.0)
+    limit = AdaptiveLimit(32, clock=clock)
+    for _ in range(32):
+        limit.acquire()
+
+    for _ in range(32):  # the whole burst in flight when the window ran out
+        limit.release(rate_limited_for=1.0)
+
+    assert limit.limit == 16
+    clock.now = 101.0  # the next window: a new 429 is a new signal
+    limit.acquire()
+    limit.release(rate_limited_for=1.0)
+    assert limit.limit == 8
+
+
 def test_pause_runs_from_the_429_for_the_wait_asked():
     clock = Clock(100.0)
     limit = AdaptiveLimit(8, clock=clock)
