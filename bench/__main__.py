@@ -3,7 +3,7 @@ Run the benchmarks, print one table per benchmark, and write docs/benchmarks.md.
 
 ``python -m bench`` (what ``make bench`` runs) measures everything at full size; ``--help`` lists the knobs.
 The document is written only when every benchmark ran (or ``--doc`` names a file), so a partial run never
-overwrites the full one.
+overwrites the full one; ``--merge`` puts a partial run's sections into the existing document instead.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, hook_overhead, import_cost, worker_cost
+from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, worker_cost
 from bench.contenders import CONTENDERS
 from bench.harness import REPO, BenchServer, airflow_environment, airflow_home, bench_server
-from bench.report import Section, document, load, save
+from bench.report import Section, document, load, merge, save
 
-BENCHMARKS = ("hook", "capacity", "imports", "worker")
+BENCHMARKS = ("hook", "capacity", "imports", "worker", "export", "bulk")
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
 #: Hand-written analysis (what limits us, profiles explained) placed in the document after the targets.
 ANALYSIS = Path(__file__).with_name("analysis.md")
@@ -37,10 +37,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=20.0, help="sessions appear at random within it (s)")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per hook-overhead run")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per DAG-parse row")
+    parser.add_argument("--export-sessions", type=int, default=10_000, help="sessions per export (export)")
+    parser.add_argument("--page-size", type=int, default=100, help="sessions per list page (export)")
+    parser.add_argument("--export-rounds", type=int, default=5, help="rounds of the export benchmark (median)")
+    parser.add_argument("--bulk-sessions", type=int, default=300, help="sessions per get_sessions call (bulk)")
+    parser.add_argument("--concurrency", default="1,8,32", help="max_concurrency values (bulk)")
+    parser.add_argument("--rate-limit", default="50/1.0", help="the simulator's REQUESTS/SECONDS limit (bulk)")
+    parser.add_argument("--latency", type=float, default=0.01, help="seconds added per request, (c) of bulk")
+    parser.add_argument("--bulk-rounds", type=int, default=3, help="rounds of the bulk benchmark (median)")
+    parser.add_argument(
+        "--limited-latency",
+        type=float,
+        default=0.0,
+        help="bulk: also a simulator with the rate limit AND this latency (s; off by default; use --concurrency 8,32)",
+    )
     parser.add_argument("--profile", action="store_true", help="add a py-spy profile of the DevRev trigger")
     parser.add_argument("--doc", type=Path, help=f"write the document here (default: {DEFAULT_DOC} after a full run)")
     parser.add_argument("--save", type=Path, help="also keep the measured sections here (JSON), for --render")
     parser.add_argument("--render", type=Path, help="measure nothing: write the document from a --save file")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="put the sections measured (or rendered) into the existing document, keeping every other section",
+    )
     parser.add_argument(
         "--provider-path",
         type=Path,
@@ -67,6 +86,15 @@ def settings_text(args: argparse.Namespace, only: list[str]) -> str:
         parts.append(f"capacity: {sizes} waits x {args.runs} runs{', profiled' if args.profile else ''}")
     if "imports" in only:
         parts.append(f"imports: {args.import_repeat} interpreters per row")
+    if "export" in only:
+        parts.append(f"export: {args.export_sessions:,} sessions x {args.export_rounds} rounds")
+    if "bulk" in only:
+        parts.append(
+            f"bulk: {args.bulk_sessions:,} sessions at {args.concurrency.replace(',', '/')}, rate limit "
+            f"{args.rate_limit}, {args.latency * 1000:g} ms latency"
+            + (f", rate limit + {args.limited_latency * 1000:g} ms" if args.limited_latency else "")
+            + f", x {args.bulk_rounds} rounds"
+        )
     if args.provider_path:
         parts.append(f"provider from {args.provider_path}")
     return "; ".join(parts)
@@ -106,6 +134,19 @@ def run_one(name: str, args: argparse.Namespace, server: BenchServer, env: dict[
         return import_cost.run(env, args.import_repeat)
     if name == "worker":
         return worker_cost.run(server, env, logs, args.poll_interval)
+    if name == "export":
+        export = export_rate.ExportSettings(args.export_sessions, args.page_size, args.export_rounds)
+        return export_rate.run(server, env, logs, export)
+    if name == "bulk":
+        bulk = bulk_fetch.BulkSettings(
+            sessions=args.bulk_sessions,
+            concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+            rate_limit=args.rate_limit,
+            latency=args.latency,
+            rounds=args.bulk_rounds,
+            limited_latency=args.limited_latency,
+        )
+        return bulk_fetch.run(server, env, logs, bulk)
     raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 
@@ -114,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.render is not None:
         sections, context = load(args.render)
-        write_document(args.doc or DEFAULT_DOC, sections, context)
+        write_document(args.doc or DEFAULT_DOC, sections, context, merging=args.merge)
         return
     only = [name for name in args.only.split(",") if name]
     started = time.monotonic()
@@ -123,9 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     context = {"command": command, "settings": settings_text(args, only), "server_uvloop": uvloop}
     if args.save is not None:
         save(args.save, sections, **context)
-    doc = args.doc or (DEFAULT_DOC if set(only) == set(BENCHMARKS) else None)
+    doc = args.doc or (DEFAULT_DOC if set(only) == set(BENCHMARKS) or args.merge else None)
     if doc is not None:
-        write_document(doc, sections, context)
+        write_document(doc, sections, context, merging=args.merge)
     print(f"all benchmarks took {time.monotonic() - started:.0f} s")
 
 
@@ -137,16 +178,22 @@ def measurement_command(argv: list[str]) -> str:
             skip = False
         elif arg in ("--save", "--doc", "--render"):
             skip = True
-        elif not arg.startswith(("--save=", "--doc=", "--render=")):
+        elif arg != "--merge" and not arg.startswith(("--save=", "--doc=", "--render=")):
             kept.append(arg)
     return " ".join(kept)
 
 
-def write_document(doc: Path, sections: list[Section], context: dict[str, Any]) -> None:
-    """docs/benchmarks.md: the sections, plus the hand-written analysis when there is one."""
+def write_document(doc: Path, sections: list[Section], context: dict[str, Any], *, merging: bool = False) -> None:
+    """
+    docs/benchmarks.md: the sections, plus the hand-written analysis when there is one; ``merging``: the
+    sections go into the document already at ``doc``, whose other sections stay as they are.
+    """
     analysis = ANALYSIS.read_text() if ANALYSIS.exists() else ""
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(document(sections, analysis=analysis, **context))
+    if merging and doc.exists():
+        doc.write_text(merge(doc.read_text(), sections, analysis=analysis, **context))
+    else:
+        doc.write_text(document(sections, analysis=analysis, **context))
     print(f"\nwrote {doc}")
 
 

@@ -92,6 +92,46 @@ def bench_server(*, no_uvloop: bool = False) -> Iterator[BenchServer]:
         process.wait(timeout=30)
 
 
+@dataclass
+class SimulatorHost:
+    """A running :mod:`bench.simulator_host` process: the project's simulator, seeded, with a control port."""
+
+    process: subprocess.Popen[str]
+    url: str
+    control_port: int
+
+    def connection(self) -> str:
+        """An Airflow connection (JSON, for an ``AIRFLOW_CONN_*`` variable) to this simulator."""
+        return json.dumps({"conn_type": "devrev", "host": self.url, "password": TOKEN})
+
+
+@contextmanager
+def simulator_host(
+    env: Mapping[str, str],
+    *,
+    sessions: int,
+    page_size: int = 100,
+    rate_limit: str | None = None,
+    latency: float = 0.0,
+) -> Iterator[SimulatorHost]:
+    """Start :mod:`bench.simulator_host` (with the measuring environment, so ``--provider-path`` applies)."""
+    command = [sys.executable, "-m", "bench.simulator_host", "--token", TOKEN, "--sessions", str(sessions)]
+    command += ["--page-size", str(page_size), "--latency", str(latency)]
+    if rate_limit:
+        command += ["--rate-limit", rate_limit]
+    process = subprocess.Popen(command, cwd=child_cwd(env), env=dict(env), stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench.simulator_host exited with code {process.wait()}")
+        ready = json.loads(line)
+        yield SimulatorHost(process, ready["url"], ready["control_port"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def airflow_environment(home: Path, server_url: str) -> dict[str, str]:
     """
     The environment of a measuring process: its own Airflow home, and one connection per contender.

@@ -14,13 +14,19 @@ What it answers, contract-shaped (``shared/devrev-api/openapi.yaml``):
   the benchmark sets through the control port once all its waits are running (before it, nothing with
   such a suffix appears). So the server needs no set-up per session; an id without a numeric suffix
   exists from the start.
+- ``GET`` or ``POST /observability.sessions.list`` (for the export benchmark): the first ``limit`` (default 100)
+  of the listing's sessions after ``cursor``, as ``{"sessions": [...], "next_cursor": ...}``. The listing is the
+  same N sessions whatever the filters (the export's filters match them all), with the ids and ``created_at``
+  of :mod:`bench.simulator_host`'s seed; N is set through the control port (``list N``; 0 at start). The
+  pages are cut from JSON encoded once, so a page costs the server a ``bytes.join``.
 - ``GET /dev-users.self``: 200 ``{"dev_user": {...}}``.
 - A missing or wrong ``Authorization: Bearer <token>``: 401 ``{"type": "unauthenticated"}``.
 
 A second port speaks one text line per command (its connections are not counted): ``stats`` (accepted
 connections, requests, statuses, distinct sessions asked for, open connections), ``reset`` (the counters,
-and the epoch back to "never"), ``epoch`` (now; answers the unix time it set), and ``advance SECONDS``,
-which moves the server's clock forward for benchmarks that simulate time.
+and the epoch back to "never"), ``epoch`` (now; answers the unix time it set), ``advance SECONDS``,
+which moves the server's clock forward for benchmarks that simulate time, and ``list N`` (the size of the
+listing). ``stats`` also answers this process's CPU time.
 
 Run: ``python -m bench.server --token TOKEN``; it prints ``{"port": P, "control_port": C}`` when ready.
 """
@@ -35,11 +41,13 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 SESSIONS_GET = "/observability.sessions.get"
+SESSIONS_LIST = "/observability.sessions.list"
+DEFAULT_LIST_LIMIT = 100
 DEV_USERS_SELF = "/dev-users.self"
 _SID_PLACEHOLDER = "__SESSION_ID__"
 
@@ -128,6 +136,7 @@ class Stats:
             "sessions_seen": len(self.sessions_seen),
             "open_connections": self.open_connections,
             "max_open_connections": self.max_open,
+            "cpu": time.process_time(),
         }
 
 
@@ -139,19 +148,36 @@ class Api:
         self.stats = stats
         self.clock_offset = 0.0
         self.epoch = math.inf
+        #: The listing's sessions, each already JSON-encoded.
+        self.listing: list[bytes] = []
+
+    def set_listing(self, size: int) -> None:
+        """Make the listing ``size`` sessions long (the seed of :mod:`bench.simulator_host`)."""
+        from bench.simulator_host import seeded_created_at, session_id
+
+        self.listing = []
+        for index in range(size):
+            session = dict(SESSION_TEMPLATE, session_id=session_id(index), created_at=seeded_created_at(index))
+            self.listing.append(json.dumps(session, separators=(",", ":")).encode())
 
     def now(self) -> float:
         """The server's clock: wall time, plus whatever ``advance`` added."""
         return time.time() + self.clock_offset
 
-    def answer(self, target: str, authorization: str | None) -> bytes:
-        """The response bytes for ``GET target``."""
+    def answer(self, target: str, authorization: str | None, method: str = "GET", body: bytes = b"") -> bytes:
+        """The response bytes for ``METHOD target`` (with ``body``: only the listing reads it)."""
         self.stats.requests += 1
         path, _, query = target.partition("?")
         if authorization != self.authorization:
             return self._count(401, _UNAUTHENTICATED)
         if path == SESSIONS_GET:
             return self._session(dict(parse_qsl(query)))
+        if path == SESSIONS_LIST:
+            try:
+                params = json.loads(body) if method == "POST" else dict(parse_qsl(query))
+            except ValueError:
+                return self._count(400, _BAD_REQUEST)
+            return self._list(params)
         if path == DEV_USERS_SELF:
             return self._count(200, _DEV_USER)
         return self._count(404, _NOT_FOUND)
@@ -167,13 +193,26 @@ class Api:
         body = _SESSION_HEAD + json.dumps(session_id).encode() + _SESSION_TAIL
         return self._count(200, response(200, body))
 
+    def _list(self, params: Mapping[str, Any]) -> bytes:
+        try:
+            limit = int(params.get("limit") or DEFAULT_LIST_LIMIT)
+            cursor = str(params.get("cursor") or "o0")
+            start = int(cursor.removeprefix("o"))
+        except (TypeError, ValueError):
+            return self._count(400, _BAD_REQUEST)
+        end = min(start + limit, len(self.listing))
+        body = b'{"sessions":[' + b",".join(self.listing[start:end]) + b"]"
+        if end < len(self.listing):
+            body += b',"next_cursor":"o%d"' % end
+        return self._count(200, response(200, body + b"}"))
+
     def _count(self, status: int, payload: bytes) -> bytes:
         self.stats.statuses[status] += 1
         return payload
 
 
 class HttpProtocol(asyncio.Protocol):
-    """HTTP/1.1 with keep-alive, for GET requests (a request body is read and ignored)."""
+    """HTTP/1.1 with keep-alive; a request body is read and handed on (only the listing's POST uses one)."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
@@ -202,19 +241,20 @@ class HttpProtocol(asyncio.Protocol):
             length = int(headers.get("content-length", "0") or 0)
             if len(self.buffer) < end + 4 + length:
                 return  # wait for the rest of the body
+            body = bytes(self.buffer[end + 4 : end + 4 + length]) if length else b""
             del self.buffer[: end + 4 + length]
-            self._respond(request_line, headers)
+            self._respond(request_line, headers, body)
 
-    def _respond(self, request_line: str, headers: dict[str, str]) -> None:
+    def _respond(self, request_line: str, headers: dict[str, str], body: bytes) -> None:
         assert self.transport is not None
         parts = request_line.split(" ")
         if len(parts) != 3:
             self.transport.close()
             return
-        _, target, version = parts
+        method, target, version = parts
         connection = headers.get("connection", "").lower()
         close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
-        payload = self.api.answer(target, headers.get("authorization"))
+        payload = self.api.answer(target, headers.get("authorization"), method, body)
         if close:
             # Only the head changes: say so, then close once the bytes are out.
             payload = payload.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
@@ -249,6 +289,9 @@ async def control(api: Api, reader: asyncio.StreamReader, writer: asyncio.Stream
     elif command == "advance":
         api.clock_offset += float(argument)
         reply = {"clock_offset": api.clock_offset}
+    elif command == "list":
+        api.set_listing(int(argument))
+        reply = {"listing": len(api.listing)}
     else:
         reply = {"error": f"unknown command {command!r}"}
     writer.write(json.dumps(reply).encode() + b"\n")

@@ -31,6 +31,14 @@ def fmt(value: float, digits: int = 0, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def spread(values: Sequence[float], digits: int = 0, unit: str = "") -> str:
+    """The range of ``values`` for a table, ``min-max``; ``n/a`` when empty."""
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
+        return "n/a"
+    return f"{fmt(min(kept), digits)}-{fmt(max(kept), digits, unit)}"
+
+
 def ratio(value: float, reference: float) -> str:
     """``value / reference`` as ``1.23x``."""
     if math.isnan(value) or math.isnan(reference) or reference == 0:
