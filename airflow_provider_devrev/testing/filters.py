@@ -168,9 +168,8 @@ def build_filter(params: Params, kind: str) -> Predicate:
             return False
         if any(extract(session) not in allowed for extract, allowed in memberships):
             return False
-        if after is not None or before is not None:
-            if (after is not None and created_ts < after) or (before is not None and created_ts > before):
-                return False
+        if (after is not None and created_ts < after) or (before is not None and created_ts > before):
+            return False
         duration_ms = _count(session.get("session_duration_ms"))
         return (low is None or duration_ms >= low) and (high is None or duration_ms <= high)
 

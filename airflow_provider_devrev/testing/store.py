@@ -193,7 +193,9 @@ class SessionStore:
         """
         scope = self._by_scope.get((version_key, platform), {})
         candidates = [
-            (entry.sort_key(sort), entry) for entry in scope.values() if entry.visible(now) and matches(entry.session, entry.created_ts)
+            (entry.sort_key(sort), entry)
+            for entry in scope.values()
+            if entry.visible(now) and matches(entry.session, entry.created_ts)
         ]
         if mode == "before":
             pool = candidates if cursor is None else [item for item in candidates if item[0] < cursor]
