@@ -14,6 +14,7 @@ Two facts of the contract shape everything here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -317,8 +318,9 @@ class SeenSessions:
         self._expiries = {key: expiry for key, expiry in self._expiries.items() if expiry > now}
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON value to persist (ids and expiries, rounded to the second)."""
-        return {"version": 1, "expiries": {key: round(expiry) for key, expiry in self._expiries.items()}}
+        """A JSON value to persist (ids and expiries, rounded up to the second)."""
+        # Rounded up: forgetting an id even a moment before no listing can return it would make it fire again.
+        return {"version": 1, "expiries": {key: math.ceil(expiry) for key, expiry in self._expiries.items()}}
 
     @classmethod
     def from_json(cls, value: Any) -> SeenSessions | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
@@ -486,10 +487,13 @@ def test_seen_sessions_json_round_trip():
     state = seen.to_json()
     restored = SeenSessions.from_json(json.loads(json.dumps(state)))
 
-    assert state == {"version": 1, "expiries": {"a": round(T0 + DAY), "b": round(T0 + DAY)}}
+    assert state == {"version": 1, "expiries": {"a": math.ceil(T0 + DAY), "b": math.ceil(T0 + DAY + 0.4)}}
     assert restored is not None
     assert ("a" in restored, "b" in restored, len(restored)) == (True, True, 2)
+    # Rounded up, never down: "b" can still be listed until T0 + DAY + 0.4, so it must not be forgotten yet.
     restored.forget_expired(T0 + DAY)
+    assert ("a" in restored, "b" in restored) == (math.ceil(T0 + DAY) > T0 + DAY, True)
+    restored.forget_expired(T0 + DAY + 1)
     assert len(restored) == 0
     assert SeenSessions.from_json(SeenSessions().to_json()) is not None
 

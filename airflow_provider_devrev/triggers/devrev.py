@@ -215,6 +215,12 @@ def session_from_event(event: Any) -> dict[str, Any]:
 
 #: Longest wait between two polls of a :class:`DevRevNewSessionsTrigger` that keeps failing.
 MAX_ERROR_WAIT = 600.0
+#: Seconds a :class:`DevRevNewSessionsTrigger` lets pass after its events before it saves a position that
+#: counts them as reported: the triggerer hands events to Airflow's database within a second or two, and a
+#: restart from a position saved before that would lose them instead of repeating them.
+SAVE_DELAY = 10.0
+#: Default seconds between two events of one poll (see ``event_spacing``).
+DEFAULT_EVENT_SPACING = 5.0
 
 
 class DevRevNewSessionsTrigger(BaseEventTrigger):
@@ -233,12 +239,17 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
     - While it runs, each matching session that appears is reported once.
     - A session uploaded more than ``lookback`` after it started is never reported.
     - Across a triggerer restart (or a move to another triggerer), on Airflow 3.3+ it keeps its position in
-      the watched asset's state store (``asset_state_store``), saved one poll behind the events, so a restart
-      can repeat the events of the last poll but never lose one (at least once). On Airflow 3.0 to 3.2 there
-      is no such store: a restarted trigger starts afresh, and sessions that appeared while it was not
-      running are never reported (at most once). Pair it with a scheduled export to catch those.
-    - Airflow itself folds asset events that arrive before the scheduler creates the run into one DAG run,
-      so a DAG should read every event of ``triggering_asset_events``, not only the last.
+      the watched asset's state store (``asset_state_store``). The position counting an event as reported is
+      saved at a poll at least :data:`SAVE_DELAY` seconds after the event, when the triggerer has long handed
+      it to Airflow's database, so a restart can repeat recent events but does not lose one (at least once).
+      On Airflow 3.0 to 3.2 there is no such store: a restarted trigger starts afresh, and sessions that
+      appeared while it was not running are never reported (at most once). Pair it with a scheduled export
+      to catch those.
+    - Which events a DAG run gets is Airflow's call. Airflow 3.0 to 3.3 give a run the events up to the one
+      that queued it; an event that arrives while the scheduler is queueing that run goes to the next run,
+      which only the asset's next event starts (apache/airflow#54659, #56050). So the events of one poll are
+      fired ``event_spacing`` seconds apart, giving the scheduler time to start a run for each; a DAG should
+      still read every event of ``triggering_asset_events``, since a slow scheduler can fold several together.
 
     Errors never end it: a 429, 5xx or lost connection is retried at the next poll (no sooner than a
     ``Retry-After``), and a final error (a revoked token, a refused filter) is logged and retried with a
@@ -251,6 +262,8 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
     :param poll_interval: Seconds between polls.
     :param lookback: How far back, in seconds of ``created_at``, each poll looks (default one day).
     :param page_size: Sessions per list request (1 to 100); DevRev's default when left out.
+    :param event_spacing: Seconds between two events of one poll (default 5), so that each starts its own
+        DAG run (see above); 0 fires them together. A burst of N sessions takes about N times this long.
     :param hook_options: ``timeout``, ``max_retries``, ``max_retry_wait`` for the hook (plain numbers).
     """
 
@@ -267,6 +280,7 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
         lookback: float = 86400.0,
         page_size: int | None = None,
+        event_spacing: float = DEFAULT_EVENT_SPACING,
         hook_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -275,13 +289,17 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         for name, value in (("poll_interval", poll_interval), ("lookback", lookback)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise DevRevInvalidInputError(name, value, "must be a number of seconds > 0")
+        if isinstance(event_spacing, bool) or not isinstance(event_spacing, int | float) or event_spacing < 0:
+            raise DevRevInvalidInputError("event_spacing", event_spacing, "must be a number of seconds >= 0")
         self.platform = platform
         self.version_key = version_key
-        self.filters = dict(filters or {})
+        # Sorted, so that reordering the filters in a DAG file keeps the same trigger (Airflow hashes these).
+        self.filters = dict(sorted((filters or {}).items()))
         self.devrev_conn_id = devrev_conn_id
         self.poll_interval = max(float(poll_interval), MIN_POLL_WAIT)
         self.lookback = float(lookback)
         self.page_size = page_size
+        self.event_spacing = float(event_spacing)
         self.hook_options = HookOptions(**(hook_options or {})).as_kwargs()
 
     def __repr__(self) -> str:
@@ -303,14 +321,18 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                 "poll_interval": self.poll_interval,
                 "lookback": self.lookback,
                 "page_size": self.page_size,
+                "event_spacing": self.event_spacing,
                 "hook_options": dict(self.hook_options),
             },
         )
 
     @property
     def state_key(self) -> str:
-        """The asset-state-store key of this watch: two watches of one asset with other filters never mix."""
-        what = json.dumps([self.platform, self.version_key, self.filters], sort_keys=True, default=str)
+        """The asset-state-store key of this watch: two watches of one asset (other filters, another DevRev
+        connection) never mix; a changed poll interval or lookback keeps the position."""
+        what = json.dumps(
+            [self.devrev_conn_id, self.platform, self.version_key, self.filters], sort_keys=True, default=str
+        )
         return "devrev-seen-sessions-" + hashlib.sha256(what.encode("utf-8")).hexdigest()[:16]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -324,7 +346,9 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         # With nothing restored, the first listing is what existed before the watch: remembered, not reported.
         baseline = seen is None
         seen = seen or SeenSessions()
-        saved_state: dict[str, Any] | None = None  # state to save at the next poll, once its events are out
+        # Positions that count fired events as reported, with when the last of those fired; each is saved once
+        # SAVE_DELAY has passed, so a restart can repeat an event but not lose one.
+        unsaved: list[tuple[float, dict[str, Any]]] = []
         failures = 0
         async with shared_session():
             while True:
@@ -336,11 +360,10 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                     await type(self).sleep(self._error_wait(err, failures))
                     continue
                 failures = 0
-                if saved_state is not None:
-                    # Saved one poll late: the events of the previous poll have reached Airflow's database by
-                    # now, so a restart from this state may repeat events but never lose one.
-                    await self._save(store, saved_state)
-                    saved_state = None
+                ready = [state for fired_at, state in unsaved if now - fired_at >= SAVE_DELAY]
+                if ready:
+                    await self._save(store, ready[-1])
+                    unsaved = [(fired_at, state) for fired_at, state in unsaved if now - fired_at < SAVE_DELAY]
                 for session in fresh:
                     seen.add(session, lookback=self.lookback, now=now)
                 seen.forget_expired(now)
@@ -355,11 +378,13 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                     )
                     await self._save(store, seen.to_json())  # nothing fired, so nothing can be lost
                 else:
-                    for session in fresh:
+                    for number, session in enumerate(fresh):
+                        if number and self.event_spacing:
+                            await type(self).sleep(self.event_spacing)
                         self.log.info("New %s", summarize_session(session))
                         yield TriggerEvent({"session_id": session.get("session_id"), "session": session})
                     if fresh:
-                        saved_state = seen.to_json()
+                        unsaved.append((type(self).clock(), seen.to_json()))
                 await type(self).sleep(self.poll_interval)
 
     async def _list_unseen(self, hook: Any, seen: SeenSessions, now: float) -> list[dict[str, Any]]:
@@ -371,8 +396,9 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         )
         fresh: dict[str, dict[str, Any]] = {}
         async for session in hook.aiter_sessions(query):
-            session_id = str(session.get("session_id"))
-            if session_id not in seen:
+            session_id = session.get("session_id")
+            # A session without an id cannot be told apart from the next one: the contract requires it.
+            if isinstance(session_id, str) and session_id not in seen:
                 fresh.setdefault(session_id, session)
         return list(fresh.values())
 
@@ -389,12 +415,15 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         if store is None:
             return None
         try:
-            seen = SeenSessions.from_json(await store.aget(self.state_key))
+            stored = await store.aget(self.state_key)
         except Exception as err:  # the store is Airflow's; its failure must not stop the watch
             self.log.warning("Could not read this watch's saved position (%s); starting afresh", err)
             return None
+        seen = SeenSessions.from_json(stored)
         if seen is not None:
             self.log.info("Resuming with %d sessions already reported", len(seen))
+        elif stored is not None:
+            self.log.warning("This watch's saved position is not one it wrote; starting afresh")
         return seen
 
     async def _save(self, store: Any, state: dict[str, Any]) -> None:

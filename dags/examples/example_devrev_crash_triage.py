@@ -8,8 +8,10 @@ Each event schedules this DAG.
 
 Read the trigger's docstring for what it guarantees. In short: sessions that existed when the watch started
 never fire; each new one fires once while the triggerer runs; on Airflow 3.3+ a triggerer restart may repeat
-the last poll's events (at least once), on 3.0-3.2 it forgets what appeared meanwhile (at most once). Airflow
-folds events that arrive before the scheduler creates a run into one run, so the task reads every event.
+recent events (at least once), on 3.0-3.2 it forgets what appeared meanwhile (at most once). The events of
+one poll are fired 5 s apart so that each can start its own run (Airflow 3.0-3.3 hand an event that arrives
+while a run is being queued to the next run only); the task still reads every event, in case several share
+a run.
 
 Against the simulator (``python -m airflow_provider_devrev.testing``) the defaults work as they are;
 ``DEVREV_EXAMPLE_WATCH_INTERVAL`` shortens the poll for demos and tests. On Airflow 2.11 this file defines no
