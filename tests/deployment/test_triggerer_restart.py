@@ -19,43 +19,32 @@ names a file, the figures are also written there as JSON.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import secrets
-import shutil
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import suppress
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import psutil
 import pytest
-from cryptography.fernet import Fernet, InvalidToken
 
 from airflow_provider_devrev.testing import DevRevSimulator, RecordedRequest
-
-
-def _airflow_major() -> int:
-    """The installed Airflow's major version, read without importing Airflow into this process."""
-    return int(importlib.metadata.version("apache-airflow").split(".")[0])
-
+from tests.deployment.harness import (
+    STARTUP_TIMEOUT,
+    TRIGGERER_HEALTH_CHECK_THRESHOLD,
+    TRIGGERER_HEARTBEAT_SECONDS,
+    Deployment,
+    airflow_major,
+    count_in_files,
+    deployment_in,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.deployment,
-    pytest.mark.skipif(_airflow_major() < 3, reason="starts Airflow 3's components (api-server, dag-processor)"),
+    pytest.mark.skipif(airflow_major() < 3, reason="starts Airflow 3's components (api-server, dag-processor)"),
 ]
-
-REPO = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 DAG_ID = "example_devrev_session_deferrable"
 TASKS = ("wait_for_session", "get_session", "report")
@@ -66,282 +55,10 @@ VERSION_KEY = "com.acme.shop@5.2.0"
 #: after adding it, the trigger polls ~6 s later, and the new triggerer polls ~5 s after the kill: 30 s
 #: leaves the rebuilt trigger a dozen seconds of real waiting (404s) before the session appears.
 APPEAR_AFTER_SECONDS = 30.0
-#: Seconds without a heartbeat after which a triggerer is presumed dead and its triggers go to another
-#: triggerer (the default, 30, would make recovery take 30+ s). Five heartbeats, with the one below.
-TRIGGERER_HEARTBEAT_SECONDS = 1
-TRIGGERER_HEALTH_CHECK_THRESHOLD = 5
 #: Bounds for each wait, in seconds; a normal run takes about a minute in all.
-CLI_TIMEOUT = 90.0
-STARTUP_TIMEOUT = 90.0
 DEFER_TIMEOUT = 60.0
 RECOVER_TIMEOUT = 45.0
 RUN_TIMEOUT = APPEAR_AFTER_SECONDS + 60.0
-STOP_TIMEOUT = 20.0
-POLL_EVERY = 0.5
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, condition: Callable[[], T], *, timeout: float, deployment: Deployment | None = None) -> T:
-    """
-    Poll ``condition`` every half second until it returns something truthy; return that.
-
-    :param what: what is awaited, for the failure message.
-    :param condition: the check; a falsy result means "not yet".
-    :param timeout: seconds before failing, with the tail of every component's output.
-    :param deployment: checked for crashed components between polls, so a crash fails at once.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if deployment is not None:
-            deployment.check_alive()
-        if time.monotonic() > deadline:
-            tails = deployment.tails() if deployment is not None else ""
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
-        time.sleep(POLL_EVERY)
-
-
-# -- processes ----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def session_members(sid: int) -> list[psutil.Process]:
-    """
-    Every live process of the session ``sid``.
-
-    Each component is started as the leader of a session of its own (``start_new_session=True``). Airflow
-    moves task processes into process groups of their own, and orphans are re-parented, but all of them
-    stay in the session: the session is "every process this component started".
-    """
-    members = []
-    for proc in psutil.process_iter(["status"]):
-        with suppress(psutil.Error, OSError):
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getsid(proc.pid) == sid:
-                members.append(proc)
-    return members
-
-
-@dataclass
-class Component:
-    """One Airflow process started by the test, the leader of its own session; output in ``output``."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    output: Path
-    expected_dead: bool = False
-    #: Leader reaped and session empty: the ids may belong to someone else now, never signal them again.
-    gone: bool = False
-
-    @property
-    def sid(self) -> int:
-        return self.popen.pid
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.output.read_text(errors="replace") if self.output.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def members(self) -> list[psutil.Process]:
-        """The component's live processes (its session)."""
-        if self.gone:
-            return []
-        leader_reaped = self.popen.poll() is not None
-        members = session_members(self.sid)
-        self.gone = leader_reaped and not members
-        return members
-
-    def signal(self, sig: signal.Signals) -> None:
-        """Send ``sig`` to the component's process group, and to members of its session in other groups."""
-        members = self.members()
-        if self.gone:
-            return
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.sid, sig)
-        for proc in members:
-            # Not twice to the same process: a second SIGTERM makes Airflow skip its graceful shutdown.
-            with suppress(psutil.Error, OSError):
-                if os.getpgid(proc.pid) != self.sid:
-                    proc.send_signal(sig)
-
-    def kill(self) -> float:
-        """
-        SIGKILL the component and everything it started at once (as the OOM killer would), and reap it.
-
-        :return: when the signal was sent (``time.monotonic()``, the simulator's clock).
-        """
-        self.expected_dead = True
-        killed_at = time.monotonic()
-        self.signal(signal.SIGKILL)
-        self.popen.wait(timeout=STOP_TIMEOUT)
-        wait_for(f"every process of {self.name} to die", lambda: not self.members(), timeout=STOP_TIMEOUT)
-        return killed_at
-
-
-@dataclass
-class Deployment:
-    """
-    One Airflow deployment on this machine: its home, its environment, the components started in it.
-
-    Nothing here imports Airflow: this test process has its own in-process Airflow set-up (from
-    ``tests/conftest.py``) that the deployment must neither use nor touch.
-    """
-
-    home: Path
-    env: dict[str, str]
-    api_port: int
-    fernet_key: str
-    components: list[Component] = field(default_factory=list)
-    created_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def db(self) -> Path:
-        return self.home / "airflow.db"
-
-    def start(self, name: str, *args: str) -> Component:
-        """Start ``airflow <args>`` as a session leader; stdout and stderr go to ``<home>/components/<name>.out``."""
-        output = self.home / "components" / f"{name}.out"
-        output.parent.mkdir(exist_ok=True)
-        with output.open("wb") as out:
-            popen = subprocess.Popen(
-                [AIRFLOW, *args],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        component = Component(name, popen, output)
-        self.components.append(component)
-        return component
-
-    def cli(self, *args: str) -> str:
-        """Run one ``airflow`` CLI command to completion and return its output; fail showing it otherwise."""
-        done = subprocess.run(
-            [AIRFLOW, *args],
-            env=self.env,
-            cwd=self.home,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            start_new_session=True,
-        )
-        if done.returncode != 0:
-            output = (done.stdout + done.stderr)[-4000:]
-            pytest.fail(f"`airflow {' '.join(args)}` exited with {done.returncode}:\n{output}")
-        return done.stdout
-
-    def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        """Rows of a read-only query on the deployment's DB, in a short transaction so as not to block writers."""
-        if not self.db.exists():
-            return []
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
-        con.row_factory = sqlite3.Row
-        try:
-            return [dict(row) for row in con.execute(sql, params)]
-        finally:
-            con.close()
-
-    def health(self) -> dict[str, Any] | None:
-        """The API server's ``/api/v2/monitor/health`` answer (no auth needed), or None while it is not up."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-        try:
-            with opener.open(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=5) as response:
-                return json.loads(response.read())
-        except (OSError, ValueError):
-            return None
-
-    def check_alive(self) -> None:
-        """Fail at once, showing its output, when a component that should be running has exited."""
-        for component in self.components:
-            if not component.expected_dead and component.popen.poll() is not None:
-                pytest.fail(f"{component.name} exited with {component.popen.returncode}\n{self.tails()}")
-
-    def tails(self) -> str:
-        """The last lines of every component's output, for failure messages."""
-        return "\n".join(f"----- {c.name} ({c.output}) -----\n{c.tail()}" for c in self.components)
-
-    def stop_all(self) -> None:
-        """SIGTERM every component (each with its whole session), wait, then SIGKILL what is left. Idempotent."""
-        for component in self.components:
-            component.expected_dead = True
-            component.signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(self.leftovers(), timeout=STOP_TIMEOUT)
-        if alive:
-            for component in self.components:
-                component.signal(signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
-        for component in self.components:
-            with suppress(subprocess.TimeoutExpired):
-                component.popen.wait(timeout=STOP_TIMEOUT)
-
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes of any component still alive."""
-        return [proc for component in self.components for proc in component.members()]
-
-    # -- the dag run, read from the DB --------------------------------------------------------------------
-
-    def run_state(self, run_id: str) -> str | None:
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
-        return rows[0]["state"] if rows else None
-
-    def task_states(self, run_id: str) -> dict[str, str | None]:
-        rows = self.query("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
-        return {row["task_id"]: row["state"] for row in rows}
-
-    def xcom(self, run_id: str, task_id: str) -> Any:
-        """A task's ``return_value`` XCom (JSON; possibly stored as a JSON string of JSON)."""
-        [row] = self.query(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            DAG_ID,
-            run_id,
-            task_id,
-        )
-        value = row["value"]
-        while isinstance(value, bytes | str):
-            value = json.loads(value)
-        return value
-
-    def trigger_kwargs(self, stored: str) -> str | None:
-        """
-        A trigger's stored arguments as Airflow reads them: JSON as it is, else Fernet-decrypted.
-
-        Airflow 3.3 stores the arguments of a trigger deferred through the execution API unencrypted (the
-        task runner does not encrypt them, and the API server stores what it gets), and encrypts those it
-        writes itself: both forms are read here, as ``Trigger._decrypt_kwargs`` does. None if unreadable.
-        """
-        if stored.startswith("{"):
-            return stored
-        try:
-            return Fernet(self.fernet_key.encode()).decrypt(stored.encode()).decode()
-        except (InvalidToken, ValueError):
-            return None
-
-    def dump_db(self) -> dict[str, str]:
-        """Every table of the DB as text (``table -> rows``), plus the trigger arguments as Airflow reads them."""
-        dumped = {}
-        for table in [row["name"] for row in self.query("SELECT name FROM sqlite_master WHERE type = 'table'")]:
-            rows = self.query(f'SELECT * FROM "{table}"')
-            dumped[table] = "\n".join(map(repr, rows))
-            if table == "trigger":
-                dumped["trigger, kwargs as read"] = "\n".join(str(self.trigger_kwargs(row["kwargs"])) for row in rows)
-        return dumped
-
-
-def count_in_files(root: Path, needle: str) -> dict[str, int]:
-    """``relative path -> occurrences of needle`` for every file under ``root``, read as bytes (the DB too)."""
-    raw = needle.encode()
-    files = sorted(path for path in root.rglob("*") if path.is_file() and not path.is_symlink())
-    return {str(path.relative_to(root)): path.read_bytes().count(raw) for path in files}
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------
@@ -357,53 +74,9 @@ def sim() -> Iterator[DevRevSimulator]:
 @pytest.fixture
 def deployment(tmp_path: Path, sim: DevRevSimulator) -> Iterator[Deployment]:
     """A fresh Airflow home with a migrated DB; every component started in it is stopped afterwards, always."""
-    home = tmp_path / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    for source in sorted((REPO / "dags" / "examples").glob("*.py")):
-        shutil.copy(source, dags / source.name)
-
-    api_port = free_port()
-    fernet_key = Fernet.generate_key().decode()
-    # The deployment's own environment: nothing Airflow- or pytest-related inherited from this process.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW", "PYTEST_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            # Secrets every component must share: the Fernet key encrypts secrets in the DB (known here so the
-            # test can read encrypted trigger arguments); the JWT secret signs the tokens workers present to the
-            # API server.
-            "AIRFLOW__CORE__FERNET_KEY": fernet_key,
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            # The API server on loopback only, on a free port; workers reach its execution API there.
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            # A new triggerer adopts the triggers of one whose heartbeat is older than the threshold.
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": str(TRIGGERER_HEARTBEAT_SECONDS),
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_CHECK_THRESHOLD),
-            "AIRFLOW_CONN_DEVREV_DEFAULT": sim.connection_json(),
-            "DEVREV_EXAMPLE_POKE_INTERVAL": "1",
-            "DEVREV_EXAMPLE_SENSOR_TIMEOUT": "180",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    deployment = Deployment(home=home, env=env, api_port=api_port, fernet_key=fernet_key)
-    try:
-        deployment.cli("db", "migrate")
+    env = {"DEVREV_EXAMPLE_POKE_INTERVAL": "1", "DEVREV_EXAMPLE_SENSOR_TIMEOUT": "180"}
+    with deployment_in(tmp_path / "airflow", sim, dag_id=DAG_ID, env=env) as deployment:
         yield deployment
-    finally:
-        deployment.stop_all()
-        leftovers = deployment.leftovers()
-        assert not leftovers, f"processes left behind: {leftovers}"
 
 
 # -- the test ----------------------------------------------------------------------------------------------
