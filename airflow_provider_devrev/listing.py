@@ -275,6 +275,34 @@ def parse_page(request: ApiRequest, payload: Mapping[str, Any]) -> SessionPage:
     return SessionPage(sessions, next_cursor or None)
 
 
+class CursorTrail:
+    """
+    The cursors of one listing, so that a server handing back a cursor it already gave (a bug, but one that
+    would page forever with flat memory and no error) ends the listing with an error instead.
+    """
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self._seen: set[str] = set()
+
+    def advance(self, request: ApiRequest, next_cursor: str | None) -> bool:
+        """Move to ``next_cursor``; ``False`` at the last page.
+
+        :raises DevRevUnexpectedResponseError: the cursor was handed out before in this listing.
+        """
+        if next_cursor is None:
+            return False
+        if next_cursor in self._seen or next_cursor == self.current:
+            raise DevRevUnexpectedResponseError(
+                f"{request.describe()} answered a next_cursor it had already given in this listing; stopping "
+                "rather than paging forever",
+                status_code=200,
+            )
+        self._seen.add(next_cursor)
+        self.current = next_cursor
+        return True
+
+
 def created_at_of(session: Mapping[str, Any]) -> datetime | None:
     """A session's ``created_at`` as an aware datetime, or ``None`` when missing or unreadable."""
     text = session.get("created_at")

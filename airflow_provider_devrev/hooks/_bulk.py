@@ -44,11 +44,34 @@ class AdaptiveLimit:
         self._clock = clock
         self._successes = 0
         self._cond = threading.Condition()
+        self.stopped = False
+
+    def stop(self) -> None:
+        """The batch has failed or been interrupted: every waiting and later :meth:`acquire` raises."""
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
+
+    def wait_unless_stopped(self, seconds: float) -> None:
+        """
+        Wait ``seconds``, or less if the batch stops meanwhile.
+
+        :raises BatchStopped: the batch was stopped before or during the wait.
+        """
+        with self._cond:
+            if self._cond.wait_for(lambda: self.stopped, timeout=seconds):
+                raise BatchStopped
 
     def acquire(self) -> None:
-        """Block until a request may start."""
+        """
+        Block until a request may start.
+
+        :raises BatchStopped: the batch was stopped (another request failed, or the task was interrupted).
+        """
         with self._cond:
             while True:
+                if self.stopped:
+                    raise BatchStopped
                 pause = self.paused_until - self._clock()
                 if pause <= 0 and self.in_flight < self.limit:
                     self.in_flight += 1
@@ -86,6 +109,10 @@ class AdaptiveLimit:
             self._cond.notify(freed)
 
 
+class BatchStopped(Exception):
+    """Raised in a worker when its batch has stopped; never leaves :func:`fetch_all`."""
+
+
 def fetch_all(
     hook: DevRevHook,
     requests: Sequence[ApiRequest],
@@ -100,9 +127,20 @@ def fetch_all(
     :param hook: A hook whose connection is already read; each worker thread uses a copy of it with its own
         keep-alive HTTP session (``requests.Session`` is not meant to be shared between threads).
     :param skip_missing: ``None`` for a 404 instead of raising :class:`DevRevNotFoundError`.
-    :raises DevRevError: the first final failure; requests not yet sent are cancelled.
+    :raises DevRevError: the first final failure. Nothing more is sent after it: queued requests are
+        cancelled, and workers waiting out a pause or a retry give up at once. Requests already on the wire
+        end within their timeout. The same happens when the calling thread is interrupted (a task timeout).
     """
     limit = limit or AdaptiveLimit(max_concurrency)
+
+    real_time = hook._sleep is time.sleep
+
+    def interruptible_sleep(seconds: float) -> None:
+        # The hook's own retries (5xx, connection errors) wait through this, so a stopped batch ends the wait.
+        if not real_time:
+            hook._sleep(seconds)  # a hook built with its own sleep (a test's fake) keeps it
+        limit.wait_unless_stopped(seconds if real_time else 0.0)
+
     local = threading.local()
     workers: list[DevRevHook] = []
     workers_lock = threading.Lock()
@@ -110,7 +148,7 @@ def fetch_all(
     def worker_hook() -> DevRevHook:
         clone: DevRevHook | None = getattr(local, "hook", None)
         if clone is None:
-            clone = local.hook = hook.worker_copy(retry_rate_limited=False)
+            clone = local.hook = hook.worker_copy(retry_rate_limited=False, sleep=interruptible_sleep)
             with workers_lock:
                 workers.append(clone)
         return clone
@@ -133,7 +171,15 @@ def fetch_all(
                 # reopened); the policy's backoff when it did not.
                 wait_for = err.retry_after if err.retry_after is not None else policy.wait_seconds(err, attempt)
                 limit.release(rate_limited_for=wait_for)
-                policy.log_retry(hook.log, request.describe(), err, attempt, wait_for)
+                hook.log.warning(
+                    "DevRev %s rate limited (429); every worker pauses %.1f s, then %d in flight at most "
+                    "(attempt %d of %d for this session)",
+                    request.describe(),
+                    wait_for,
+                    limit.limit,
+                    attempt,
+                    MAX_RATE_LIMITED_ATTEMPTS,
+                )
             except BaseException:
                 limit.release()
                 raise
@@ -142,16 +188,19 @@ def fetch_all(
                 return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="devrev-get-sessions")
     try:
-        with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="devrev-get-sessions") as pool:
-            futures = [pool.submit(fetch, request) for request in requests]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in futures if f in done and f.exception() is not None), None)
-            if failed is not None:
-                for future in futures:
-                    future.cancel()
-                raise failed.exception()  # type: ignore[misc]
-            return [future.result() for future in futures]
+        futures = [pool.submit(fetch, request) for request in requests]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:  # the first failure in request order; BatchStopped only follows a real one
+            error = future.exception() if future.done() and not future.cancelled() else None
+            if error is not None and not isinstance(error, BatchStopped):
+                raise error
+        return [future.result() for future in futures]
     finally:
+        # Reached with every future done, or on a failure or an interruption of this thread: then stop the
+        # workers (a waiting one gives up) and drop the queue, so that nothing more is sent.
+        limit.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
         for clone in workers:
             clone.close()

@@ -18,7 +18,7 @@ from airflow_provider_devrev.contract import (
     parse_response,
 )
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
-from airflow_provider_devrev.listing import SessionQuery, parse_page, session_query
+from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
 
 if TYPE_CHECKING:
     import requests
@@ -200,31 +200,29 @@ class DevRevHook(BaseHook):
 
     def _iter_pages(self, query: SessionQuery) -> Iterator[dict[str, Any]]:
         # Separate from iter_sessions so that bad arguments raise when it is called, not at the first next().
-        cursor: str | None = None
+        cursors = CursorTrail()
         while True:
-            request = query.page_request(cursor)
+            request = query.page_request(cursors.current)
             page = parse_page(request, self.call(request))
             yield from (session for session in page.sessions if query.in_interval(session))
-            if page.next_cursor is None:
+            if not cursors.advance(request, page.next_cursor):
                 return
-            cursor = page.next_cursor
 
     async def aiter_sessions(self, query: SessionQuery) -> AsyncIterator[dict[str, Any]]:
         """:meth:`iter_sessions` without blocking the event loop, for a query built with ``session_query``."""
         from airflow_provider_devrev.hooks._async_transport import shared_session
 
-        cursor: str | None = None
+        cursors = CursorTrail()
         # Held across the pages, so they reuse one warm connection even when nothing else holds the pool.
         async with shared_session():
             while True:
-                request = query.page_request(cursor)
+                request = query.page_request(cursors.current)
                 page = parse_page(request, await self.acall(request))
                 for session in page.sessions:
                     if query.in_interval(session):
                         yield session
-                if page.next_cursor is None:
+                if not cursors.advance(request, page.next_cursor):
                     return
-                cursor = page.next_cursor
 
     def get_sessions(
         self,
@@ -238,10 +236,12 @@ class DevRevHook(BaseHook):
         """
         Fetch many sessions concurrently, in the order of ``session_ids``.
 
-        At most ``max_concurrency`` requests are in flight. A 429 never fails the batch: every worker pauses
-        until DevRev's ``Retry-After`` has passed and the number in flight is halved, then grows back by one
-        per round of successes; 5xx and connection errors are retried as :meth:`get_session` retries them.
-        Each id is fetched once, even if listed twice. All ids are checked before the first request.
+        At most ``max_concurrency`` requests are in flight. A 429 slows the batch down rather than failing it:
+        every worker pauses until DevRev's ``Retry-After`` has passed and the number in flight is halved, then
+        grows back by one per round of successes. Only a ``Retry-After`` beyond ``max_retry_wait``, or 20
+        rate-limited attempts for one session, fail it. 5xx and connection errors are retried as
+        :meth:`get_session` retries them. Each id is fetched once, even if listed twice. All ids are checked
+        before the first request; after a final error nothing more is sent.
 
         :param platform: ``android``, ``ios`` or ``web``.
         :param version_key: The app version key.
@@ -250,7 +250,8 @@ class DevRevHook(BaseHook):
         :param skip_missing: Leave out sessions DevRev does not have (404) instead of raising.
         :return: The sessions, in the order of their first appearance in ``session_ids``.
         :raises DevRevNotFoundError: a session does not exist (unless ``skip_missing``).
-        :raises DevRevError: the first final failure; requests not yet sent are not sent.
+        :raises DevRevError: the first final failure; queued requests are dropped and workers waiting out a
+            pause or a retry give up (requests already on the wire end within their timeout).
         """
         from airflow_provider_devrev.hooks._bulk import fetch_all
 
@@ -268,10 +269,13 @@ class DevRevHook(BaseHook):
         )
         return [session for session in results if session is not None]
 
-    def worker_copy(self, *, retry_rate_limited: bool = True) -> DevRevHook:
+    def worker_copy(
+        self, *, retry_rate_limited: bool = True, sleep: Callable[[float], Any] | None = None
+    ) -> DevRevHook:
         """A copy sharing this hook's connection settings but with its own HTTP session (one per thread)."""
         clone = copy.copy(self)
         clone._http = None
+        clone._sleep = sleep or self._sleep
         settings = self.settings
         clone._settings = dataclasses.replace(
             settings, retry=dataclasses.replace(settings.retry, retry_rate_limited=retry_rate_limited)

@@ -13,7 +13,7 @@ from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session, validate_platform, validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
-from airflow_provider_devrev.listing import session_type_for, validate_filters
+from airflow_provider_devrev.listing import session_type_for, to_utc, validate_filters
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -93,8 +93,8 @@ class ListSessionsOperator(BaseOperator):
       path through Airflow's ``ObjectStoragePath``: a local path, ``file://...``, or any object-store URL
       Airflow has a provider for (``s3://...``, ``gs://...``), with ``conn_id`` as ObjectStoragePath takes it
       (``s3://aws_default@bucket/key``). The XCom is ``{"path": ..., "count": ...}``. A rerun overwrites the
-      file. A local file is written beside the target and renamed into place, so readers never see half an
-      export; object stores publish an object only when its upload completes.
+      file. The file is written beside the target and moved into place once complete (a rename on a local
+      disk, a copy on an object store), so readers never see half an export and a failed run leaves none.
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.
@@ -200,13 +200,19 @@ class ListSessionsOperator(BaseOperator):
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         after = start if after is None else after
         before = end if before is None else before
-        if after is None or before is None or (after == start and before == end and start == end):
+        if after is None or before is None or _same_instant(after, before):
             raise AirflowFailException(
-                f"this run's data interval is empty ({start} to {end}), so it holds no sessions. Give the DAG a "
+                f"the interval to list is empty ({after} to {before}), so it holds no sessions. Give the DAG a "
                 "timetable with data intervals (e.g. CronDataIntervalTimetable('@daily', timezone='UTC'); "
                 "Airflow 3's default for cron schedules has none), or pass created_after and created_before"
             )
         return after, before
+
+
+def _same_instant(after: Any, before: Any) -> bool:
+    # Rendered templates arrive as text; compared as instants, so "{{ data_interval_start }}" equal to
+    # "{{ data_interval_end }}" (a zero-width interval) is caught however it was written.
+    return to_utc(after, "created_after") == to_utc(before, "created_before")
 
 
 def validate_listing_arguments(platform: Any, version_key: Any, filters: Any) -> None:
@@ -240,19 +246,20 @@ def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tu
     if isinstance(output_path, str) and output_path.startswith("/"):
         output_path = "file://" + output_path
     target = output_path if isinstance(output_path, ObjectStoragePath) else ObjectStoragePath(str(output_path))
-    local = target.protocol in ("", "file", "local")
-    if local:
+    if target.protocol in ("", "file", "local"):
         target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial") if local else target
+    # Written beside the target and moved into place once complete: an atomic rename on a local disk, a copy
+    # on an object store. Writing to the target itself would publish half an export when a page fails, since
+    # closing an object-store file completes its upload whatever happened before.
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     count = 0
     try:
         with partial.open("w", encoding="utf-8") as stream:
             for session in sessions:
                 stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
                 count += 1
-        if local:
-            partial.rename(target)
+        partial.rename(target)
     finally:
-        if local and partial.exists():
+        if partial.exists():
             partial.unlink()
     return str(target), count

@@ -20,7 +20,7 @@ from airflow_provider_devrev._compat import AirflowException, BaseEventTrigger
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import ApiRequest, get_session_request, summarize_session
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError, error_class_for_status
-from airflow_provider_devrev.listing import SeenSessions, session_query
+from airflow_provider_devrev.listing import SeenSessions, created_at_of, session_query
 from airflow_provider_devrev.policy import (
     SensorOutcome,
     describe_failure,
@@ -252,8 +252,10 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
       still read every event of ``triggering_asset_events``, since a slow scheduler can fold several together.
 
     Errors never end it: a 429, 5xx or lost connection is retried at the next poll (no sooner than a
-    ``Retry-After``), and a final error (a revoked token, a refused filter) is logged and retried with a
-    growing wait, up to :data:`MAX_ERROR_WAIT`, until the connection or the DAG is fixed.
+    ``Retry-After``), and a final error (a revoked token, a refused filter) or any other exception is logged
+    and retried with a growing wait, up to :data:`MAX_ERROR_WAIT`, until the connection or the DAG is fixed.
+    A failed read of the saved position is retried the same way. If ``lookback`` grows between two runs of
+    the watch, the sessions older than the old window are recorded without firing: they are not new.
 
     :param platform: ``android``, ``ios`` or ``web``.
     :param version_key: The app version key.
@@ -342,20 +344,18 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
 
         hook = DevRevHook(self.devrev_conn_id, async_sleep=type(self).sleep, **self.hook_options)
         store = _state_store(self)
-        seen = await self._restore(store)
-        # With nothing restored, the first listing is what existed before the watch: remembered, not reported.
-        baseline = seen is None
-        seen = seen or SeenSessions()
+        restored = await self._restore(store)
+        seen, saved_lookback = restored if restored is not None else (SeenSessions(), None)
         # Positions that count fired events as reported, with when the last of those fired; each is saved once
         # SAVE_DELAY has passed, so a restart can repeat an event but not lose one.
         unsaved: list[tuple[float, dict[str, Any]]] = []
-        failures = 0
+        first_poll, failures = True, 0
         async with shared_session():
             while True:
                 now = type(self).clock()
                 try:
-                    fresh = await self._list_unseen(hook, seen, now)
-                except (DevRevError, AirflowException) as err:
+                    fresh = await self._list_unseen(hook, seen, now, bodies=not first_poll or restored is not None)
+                except Exception as err:  # whatever it is, an ended watch would silently stop the DAG's schedule
                     failures += 1
                     await type(self).sleep(self._error_wait(err, failures))
                     continue
@@ -364,32 +364,59 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                 if ready:
                     await self._save(store, ready[-1])
                     unsaved = [(fired_at, state) for fired_at, state in unsaved if now - fired_at < SAVE_DELAY]
+                to_fire = fresh
+                if first_poll:
+                    to_fire = self._first_poll(fresh, now, saved_lookback if restored is not None else None)
                 for session in fresh:
                     seen.add(session, lookback=self.lookback, now=now)
                 seen.forget_expired(now)
-                if baseline:
-                    baseline = False
-                    self.log.info(
-                        "Watching for new DevRev sessions (%s, %s, filters %s); %d existing ones will not fire",
-                        self.platform,
-                        self.version_key,
-                        self.filters,
-                        len(fresh),
-                    )
-                    await self._save(store, seen.to_json())  # nothing fired, so nothing can be lost
-                else:
-                    for number, session in enumerate(fresh):
-                        if number and self.event_spacing:
-                            await type(self).sleep(self.event_spacing)
-                        self.log.info("New %s", summarize_session(session))
-                        yield TriggerEvent({"session_id": session.get("session_id"), "session": session})
-                    if fresh:
-                        unsaved.append((type(self).clock(), seen.to_json()))
+                if first_poll:
+                    first_poll = False
+                    await self._save(store, self._state(seen))  # what it records without firing, at once
+                for number, session in enumerate(to_fire):
+                    if number and self.event_spacing:
+                        await type(self).sleep(self.event_spacing)
+                    self.log.info("New %s", summarize_session(session))
+                    yield TriggerEvent({"session_id": session.get("session_id"), "session": session})
+                if to_fire:
+                    unsaved.append((type(self).clock(), self._state(seen)))
                 await type(self).sleep(self.poll_interval)
 
-    async def _list_unseen(self, hook: Any, seen: SeenSessions, now: float) -> list[dict[str, Any]]:
+    def _first_poll(
+        self, fresh: list[dict[str, Any]], now: float, saved_lookback: float | None
+    ) -> list[dict[str, Any]]:
+        """
+        Which unseen sessions of the first poll fire. With no saved position (a new watch): none, they are
+        what existed before it. After a restart: all, unless the lookback has grown since the position was
+        saved; then the sessions older than the old window are recorded without firing, since the watch
+        never looked there and they are not new.
+        """
+        if saved_lookback is None:
+            self.log.info(
+                "Watching for new DevRev sessions (%s, %s, filters %s); %d existing ones will not fire",
+                self.platform,
+                self.version_key,
+                self.filters,
+                len(fresh),
+            )
+            return []
+        if saved_lookback >= self.lookback:
+            return fresh
+        cutoff = now - saved_lookback
+        old = [s for s in fresh if (created := created_at_of(s)) is not None and created.timestamp() < cutoff]
+        if old:
+            self.log.info("lookback grew to %g s: %d older sessions recorded without firing", self.lookback, len(old))
+        return [s for s in fresh if s not in old]
+
+    def _state(self, seen: SeenSessions) -> dict[str, Any]:
+        return {**seen.to_json(), "lookback": self.lookback}
+
+    async def _list_unseen(
+        self, hook: Any, seen: SeenSessions, now: float, *, bodies: bool = True
+    ) -> list[dict[str, Any]]:
         # The whole listing must succeed before anything counts as seen: a poll that fails half-way is
-        # repeated in full, and keeps only the unseen sessions in memory meanwhile.
+        # repeated in full, and keeps only the unseen sessions in memory meanwhile (a new watch's first poll,
+        # which fires nothing, only their ids and dates: the whole lookback window may be large).
         after = datetime.fromtimestamp(now - self.lookback, tz=timezone.utc)
         query = session_query(
             self.platform, self.version_key, filters=self.filters, created_after=after, page_size=self.page_size
@@ -399,7 +426,8 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
             session_id = session.get("session_id")
             # A session without an id cannot be told apart from the next one: the contract requires it.
             if isinstance(session_id, str) and session_id not in seen:
-                fresh.setdefault(session_id, session)
+                kept = session if bodies else {"session_id": session_id, "created_at": session.get("created_at")}
+                fresh.setdefault(session_id, kept)
         return list(fresh.values())
 
     def _error_wait(self, err: Exception, failures: int) -> float:
@@ -411,20 +439,33 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         log("Listing new DevRev sessions failed (%s: %s); next try in %.0f s", failure, err, wait)
         return next_check_delay(wait, err if isinstance(err, DevRevError) else None)
 
-    async def _restore(self, store: Any) -> SeenSessions | None:
+    async def _restore(self, store: Any) -> tuple[SeenSessions, float] | None:
+        """
+        The saved position and the lookback it was saved with, or ``None`` when there is none to use (no
+        store, nothing saved, or a value this trigger did not write). A failed read is retried: starting
+        afresh instead would record, without firing, whatever appeared while the watch was down.
+        """
         if store is None:
             return None
-        try:
-            stored = await store.aget(self.state_key)
-        except Exception as err:  # the store is Airflow's; its failure must not stop the watch
-            self.log.warning("Could not read this watch's saved position (%s); starting afresh", err)
-            return None
+        failures = 0
+        while True:
+            try:
+                stored = await store.aget(self.state_key)
+                break
+            except Exception as err:  # the store is Airflow's; its failure must not end the watch
+                failures += 1
+                wait = min(MAX_ERROR_WAIT, self.poll_interval * 2.0 ** (failures - 1))
+                self.log.warning("Could not read this watch's saved position (%s); trying again in %.0f s", err, wait)
+                await type(self).sleep(wait)
         seen = SeenSessions.from_json(stored)
-        if seen is not None:
-            self.log.info("Resuming with %d sessions already reported", len(seen))
-        elif stored is not None:
-            self.log.warning("This watch's saved position is not one it wrote; starting afresh")
-        return seen
+        if seen is None:
+            if stored is not None:
+                self.log.warning("This watch's saved position is not one it wrote; starting afresh")
+            return None
+        lookback = stored.get("lookback")
+        saved_lookback = float(lookback) if isinstance(lookback, int | float) and lookback > 0 else self.lookback
+        self.log.info("Resuming with %d sessions already reported", len(seen))
+        return seen, saved_lookback
 
     async def _save(self, store: Any, state: dict[str, Any]) -> None:
         if store is None:

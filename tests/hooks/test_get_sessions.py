@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_devrev.exceptions import (
+    DevRevBadRequestError,
     DevRevForbiddenError,
     DevRevInvalidInputError,
     DevRevNotFoundError,
@@ -269,6 +270,39 @@ def test_final_error_raises_and_stops_sending(sim, hook):
     assert caught.value.error_type == "forbidden"
     assert len(sim.requests_for(path=GET, session_id=forbidden)) == 1  # final: not retried
     assert len(get_requests(sim)) < len(sessions)  # the requests not yet sent were never sent
+
+
+def test_a_final_error_stops_workers_that_wait_out_a_rate_limit(sim, hook):
+    sessions = add(sim, 4)
+    # The refused one first, so its worker takes a slot before any 429 can start a pause.
+    refused, limited = sessions[0]["session_id"], ids(sessions)[1:]
+    for session_id in limited:  # always 429: without the stop, each would be asked for again after 2 s
+        sim.add_fault("rate_limit", session_id=session_id, times=None, retry_after=2)
+    sim.add_fault("status", session_id=refused, status=400, body={"type": "bad_request", "message": "no"})
+
+    with pytest.raises(DevRevBadRequestError):
+        hook.get_sessions("android", VK, ids(sessions), max_concurrency=4)
+
+    assert {session_id: len(sim.requests_for(path=GET, session_id=session_id)) for session_id in limited} == {
+        session_id: 1 for session_id in limited
+    }
+
+
+def test_an_interrupted_caller_sends_nothing_more(sim, hook, monkeypatch):
+    """A task timeout raises in the calling thread while workers run: the queue must not be sent after it."""
+    from airflow_provider_devrev.hooks import _bulk
+
+    sessions = add(sim, 40)
+    sim.add_fault("slow", path=GET, times=None, delay=0.05)
+
+    def interrupted(futures, return_when):
+        raise KeyboardInterrupt  # what a timeout or a signal does to the caller
+
+    monkeypatch.setattr(_bulk, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hook.get_sessions("android", VK, ids(sessions), max_concurrency=2)
+
+    assert len(get_requests(sim)) <= 2 + 2  # at most the two on the wire, and the two their workers had taken
 
 
 # -- AdaptiveLimit -----------------------------------------------------------------------------------

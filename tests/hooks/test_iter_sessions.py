@@ -520,3 +520,25 @@ def test_aiter_sessions_retries_a_rate_limited_page_with_the_same_cursor(sim, sl
     assert [r.status for r in made] == [200, 200, 429, 200]
     assert cursor_of(made[2]) == cursor_of(made[3]) is not None
     assert sleep.waits == [3.0]
+
+
+def test_a_cursor_handed_out_twice_ends_the_listing_with_an_error(sim, hook, monkeypatch):
+    """A server bug that would otherwise page forever, with flat memory and no error."""
+    from airflow_provider_devrev import listing
+
+    real = listing.parse_page
+
+    first_cursor: list[str] = []
+
+    def looping(request, payload):
+        page = real(request, payload)
+        first_cursor.append(first_cursor[0] if first_cursor else page.next_cursor)
+        return listing.SessionPage(page.sessions, first_cursor[0])  # the first page's cursor, every time
+
+    monkeypatch.setattr("airflow_provider_devrev.hooks.devrev.parse_page", looping)
+    for number in range(25):  # more than one page of 10
+        sim.add_session(sim.make_session("mobile", session_id=f"s{number}"), version_key=VK)
+
+    with pytest.raises(DevRevUnexpectedResponseError, match="already given"):
+        list(hook.iter_sessions("android", VK))
+    assert len(sim.requests_for(path=LIST)) == 2

@@ -134,8 +134,24 @@ def test_an_empty_data_interval_fails_with_an_explanation(devrev_simulator):
 
     with pytest.raises(AirflowFailException, match="CronDataIntervalTimetable"):
         op.execute(interval(DAY, DAY))
-    with pytest.raises(AirflowFailException, match="data interval is empty"):
+    with pytest.raises(AirflowFailException, match="interval to list is empty"):
         op.execute({})
+    assert devrev_simulator.requests == []
+
+
+def test_explicit_bounds_that_render_to_the_same_instant_fail_too(devrev_simulator):
+    # What "{{ data_interval_start }}" and "{{ data_interval_end }}" render to under a timetable without
+    # data intervals: the same instant, written differently.
+    op = ListSessionsOperator(
+        task_id="list",
+        platform="android",
+        version_key=VERSION,
+        created_after="2026-03-01 00:00:00+00:00",
+        created_before="2026-03-01T01:00:00+01:00",
+    )
+
+    with pytest.raises(AirflowFailException, match="interval to list is empty"):
+        op.execute(interval(DAY, DAY + timedelta(days=1)))
     assert devrev_simulator.requests == []
 
 
@@ -177,6 +193,31 @@ def test_templated_arguments_are_checked_after_rendering_before_any_request(devr
     with pytest.raises(DevRevInvalidInputError, match="filters"):
         op.execute(interval(DAY, DAY + timedelta(days=1)))
     assert devrev_simulator.requests == []
+
+
+def test_write_json_lines_never_publishes_half_an_export_even_where_close_commits(tmp_path, monkeypatch):
+    """On an object store, closing the file completes the upload whatever happened: nothing may be written to
+    the target itself until the export is complete. Stood in for by a local path whose writes are tracked."""
+    opened = []
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    real_open = ObjectStoragePath.open
+
+    def tracking_open(self, *args, **kwargs):
+        opened.append(self.name)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(ObjectStoragePath, "open", tracking_open)
+
+    def failing():
+        yield {"session_id": "one"}
+        raise RuntimeError("page 2 failed")
+
+    with pytest.raises(RuntimeError):
+        write_json_lines((tmp_path / "out.jsonl").as_uri(), failing())
+
+    assert "out.jsonl" not in opened
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_json_lines_accepts_plain_paths_and_counts_empty_exports(tmp_path):

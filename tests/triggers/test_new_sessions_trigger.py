@@ -518,24 +518,32 @@ def test_a_damaged_saved_state_starts_afresh_with_a_baseline(sim, driver, damage
     run(scenario)
 
 
-def test_state_store_failures_are_logged_and_never_stop_the_watch(sim, driver, caplog, capsys):
+def test_state_store_failures_are_logged_retried_and_never_stop_the_watch(sim, driver, caplog, capsys):
+    """A failed read is retried rather than taken for "nothing saved": a fresh start would record, without
+    firing, whatever appeared while the watch was down."""
+
     async def scenario():
         add(sim, driver, "existing")
         trigger = crash_trigger()
         trigger.asset_state_store = store = FakeStateStore()
-        store.values[trigger.state_key] = {"version": 1, "expiries": {}}  # unreadable: must not be trusted
+        recorded = {*seeded_crashes_in_lookback(T0), "existing"}
+        store.values[trigger.state_key] = {"version": 1, "expiries": dict.fromkeys(recorded, T0 + DAY), "lookback": DAY}
         store.fail_get = RuntimeError("state store unreachable")
-        store.fail_set = RuntimeError("state store is read-only")
         driver.watch(trigger)
-        assert await driver.poll() == []  # could not read: a baseline, not "everything is new"
-        add(sim, driver, "new-1")
-        assert ids(await driver.poll()) == ["new-1"]
-        assert await driver.poll() == []  # the save fails here
+        assert await driver.poll() == []
+        add(sim, driver, "while-unreadable")
+        assert await driver.poll() == []
+        assert driver.sleeps == [60.0, 120.0]  # growing waits, and no listing meanwhile
+        assert list_requests(sim) == []
+
+        store.fail_get = None
+        store.fail_set = RuntimeError("state store is read-only")
+        assert ids(await driver.poll()) == ["while-unreadable"]  # resumed: not a baseline
         store.fail_set = None
         add(sim, driver, "new-2")
         assert ids(await driver.poll()) == ["new-2"]
         assert await driver.poll() == []
-        assert store.saved_ids(trigger.state_key) >= {"existing", "new-1", "new-2"}
+        assert store.saved_ids(trigger.state_key) >= {"existing", "while-unreadable", "new-2"}
         await driver.stop()
 
     caplog.set_level(logging.INFO)
@@ -545,6 +553,31 @@ def test_state_store_failures_are_logged_and_never_stop_the_watch(sim, driver, c
     assert "state store unreachable" in text
     assert "Could not save this watch's position" in text
     assert "state store is read-only" in text
+
+
+def test_a_longer_lookback_after_a_restart_does_not_fire_old_sessions(sim, driver):
+    """Raising lookback widens the window to sessions the watch never looked at: they are not new."""
+
+    async def scenario():
+        add(sim, driver, "two-days-old", age=2 * DAY)
+        trigger = crash_trigger(lookback=DAY)
+        trigger.asset_state_store = store = FakeStateStore()
+        driver.watch(trigger)
+        assert await driver.poll() == []
+        await driver.stop()
+
+        add(sim, driver, "while-down", age=60)
+        add(sim, driver, "late-upload-three-days-old", age=3 * DAY)
+        wider = crash_trigger(lookback=7 * DAY)
+        assert wider.state_key == trigger.state_key  # the same watch, resumed
+        wider.asset_state_store = store
+        driver.watch(wider)
+        assert ids(await driver.poll()) == ["while-down"]
+        assert await driver.polls(2) == []
+        assert "two-days-old" in store.saved_ids(wider.state_key)
+        await driver.stop()
+
+    run(scenario)
 
 
 def test_a_trigger_watching_several_assets_runs_without_the_store(sim, driver):
@@ -829,3 +862,27 @@ def test_the_constructor_rejects_bad_arguments_naming_the_field(field, kwargs):
 def test_web_filters_are_accepted_for_the_web_platform():
     trigger = crash_trigger(platform="web", filters={"has_console_errors": True})
     assert trigger.serialize()[1]["filters"] == {"has_console_errors": True}
+
+
+def test_an_unexpected_exception_is_logged_and_retried_not_the_end_of_the_watch(sim, driver, monkeypatch):
+    """An event trigger that ends stops its DAG's schedule silently: nothing may end it but cancellation."""
+    real = DevRevNewSessionsTrigger._list_unseen
+    failures = [RuntimeError("something nobody expected")]
+
+    async def flaky(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DevRevNewSessionsTrigger, "_list_unseen", flaky)
+
+    async def scenario():
+        driver.watch(crash_trigger(poll_interval=30))
+        assert await driver.poll() == []  # the failure: logged, then a wait
+        assert driver.sleeps == [30.0]
+        assert await driver.poll() == []  # the baseline
+        add(sim, driver, "new")
+        assert ids(await driver.poll()) == ["new"]
+        await driver.stop()
+
+    run(scenario)
