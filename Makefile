@@ -45,7 +45,8 @@ reliability: install
 		$(BIN)/python -m pytest -q tests/deployment tests/reliability
 
 # Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.
-# bench: 1,000 and 10,000 waits (~13 min); bench-full: 1,000/5,000/10,000 and a py-spy profile (~18 min).
+# bench: 1,000 and 10,000 waits plus the export and get_sessions benchmarks (~17 min); bench-full: also
+# 5,000 waits and a py-spy profile (~22 min). `python -m bench --only export,bulk` runs the last two alone (~4 min).
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python -m bench --sizes 1000,10000 $(BENCH_ARGS)
