@@ -24,6 +24,7 @@ figures).
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_devrev.testing import DevRevSimulator
+from airflow_provider_devrev.triggers.devrev import SAVE_DELAY
 from tests.deployment.harness import (
     TRIAGE_DAG_FILE,
     TRIAGE_DAG_ID,
@@ -208,6 +210,9 @@ def test_each_new_crash_session_is_triaged_once_also_across_a_triggerer_restart(
     assert dict(fired) == dict.fromkeys(first_phase, 1), "the watch fires once per new matching session, only"
     assert dict(triaged) == dict.fromkeys(first_phase, 1), "each new crash session is triaged exactly once"
     first_phase_runs = triage_runs(d)
+    # The trigger saves a position SAVE_DELAY after the events it covers (at least once across a restart);
+    # let that pass, so the kill below must not repeat anything.
+    wait_for_more_polls(d, sim, math.ceil(SAVE_DELAY / POLL_INTERVAL) + 1)
 
     # 4. SIGKILL the triggerer (with everything it started); a crash session appears while it is down; a new
     #    triggerer adopts the watch once the dead one's heartbeat is stale.

@@ -283,9 +283,8 @@ def test_a_final_error_stops_workers_that_wait_out_a_rate_limit(sim, hook):
     with pytest.raises(DevRevBadRequestError):
         hook.get_sessions("android", VK, ids(sessions), max_concurrency=4)
 
-    assert {session_id: len(sim.requests_for(path=GET, session_id=session_id)) for session_id in limited} == {
-        session_id: 1 for session_id in limited
-    }
+    # Each asked for once at most: none again after its 429's pause (one may never have been sent at all).
+    assert max(len(sim.requests_for(path=GET, session_id=session_id)) for session_id in limited) <= 1
 
 
 def test_an_interrupted_caller_sends_nothing_more(sim, hook, monkeypatch):
