@@ -364,15 +364,15 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                 if ready:
                     await self._save(store, ready[-1])
                     unsaved = [(fired_at, state) for fired_at, state in unsaved if now - fired_at < SAVE_DELAY]
-                to_fire = fresh
-                if first_poll:
-                    to_fire = self._first_poll(fresh, now, saved_lookback if restored is not None else None)
+                to_fire = self._first_poll(fresh, now, saved_lookback) if first_poll else fresh
                 for session in fresh:
                     seen.add(session, lookback=self.lookback, now=now)
                 seen.forget_expired(now)
-                if first_poll:
-                    first_poll = False
-                    await self._save(store, self._state(seen))  # what it records without firing, at once
+                if first_poll and not to_fire:
+                    # Only what it records without firing is saved at once; a position that counts fired
+                    # events waits for SAVE_DELAY like every other.
+                    await self._save(store, self._state(seen))
+                first_poll = False
                 for number, session in enumerate(to_fire):
                     if number and self.event_spacing:
                         await type(self).sleep(self.event_spacing)
@@ -403,10 +403,19 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         if saved_lookback >= self.lookback:
             return fresh
         cutoff = now - saved_lookback
-        old = [s for s in fresh if (created := created_at_of(s)) is not None and created.timestamp() < cutoff]
-        if old:
-            self.log.info("lookback grew to %g s: %d older sessions recorded without firing", self.lookback, len(old))
-        return [s for s in fresh if s not in old]
+
+        def older(session: dict[str, Any]) -> bool:
+            created = created_at_of(session)
+            return created is not None and created.timestamp() < cutoff
+
+        to_fire = [session for session in fresh if not older(session)]
+        if len(to_fire) < len(fresh):
+            self.log.info(
+                "lookback grew to %g s: %d older sessions recorded without firing",
+                self.lookback,
+                len(fresh) - len(to_fire),
+            )
+        return to_fire
 
     def _state(self, seen: SeenSessions) -> dict[str, Any]:
         return {**seen.to_json(), "lookback": self.lookback}

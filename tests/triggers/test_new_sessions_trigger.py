@@ -539,6 +539,7 @@ def test_state_store_failures_are_logged_retried_and_never_stop_the_watch(sim, d
         store.fail_get = None
         store.fail_set = RuntimeError("state store is read-only")
         assert ids(await driver.poll()) == ["while-unreadable"]  # resumed: not a baseline
+        assert await driver.poll() == []  # its position is saved now, and the save fails
         store.fail_set = None
         add(sim, driver, "new-2")
         assert ids(await driver.poll()) == ["new-2"]
@@ -573,7 +574,9 @@ def test_a_longer_lookback_after_a_restart_does_not_fire_old_sessions(sim, drive
         wider.asset_state_store = store
         driver.watch(wider)
         assert ids(await driver.poll()) == ["while-down"]
+        assert "while-down" not in store.saved_ids(wider.state_key), "saved before its event reached Airflow"
         assert await driver.polls(2) == []
+        assert "while-down" in store.saved_ids(wider.state_key)
         assert "two-days-old" in store.saved_ids(wider.state_key)
         await driver.stop()
 
