@@ -1,4 +1,4 @@
-"""What GetSessionOperator and DevRevSessionSensor share: their session arguments, checked early, and the hook."""
+"""What the operators and the sensor share: their arguments, checked as early as they are known, and the lazy hook."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.contract import validate_platform, validate_text
+from airflow_provider_devrev.listing import session_type_for, validate_filters
 
 if TYPE_CHECKING:
     from airflow_provider_devrev.connection import HookOptions
@@ -20,17 +21,50 @@ def _known_at_parse_time(value: Any) -> bool:
     return value is None or isinstance(value, int | float | bytes)
 
 
-def validate_session_arguments(platform: Any, session_id: Any, version_key: Any) -> None:
-    """Raise ``DevRevInvalidInputError`` (a ``ValueError``) for a literal argument DevRev would refuse."""
+def _has_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_template(item) for item in value)
+    return not isinstance(value, bool) and not _known_at_parse_time(value)
+
+
+def _validate_app(platform: Any, version_key: Any) -> None:
     if _known_at_parse_time(platform):
         validate_platform(platform)
-    if _known_at_parse_time(session_id):
-        validate_text(session_id, "session_id")
     if _known_at_parse_time(version_key):
         validate_text(version_key, "version_key")
 
 
-class SessionArgumentsMixin:
+def validate_session_arguments(platform: Any, session_id: Any, version_key: Any) -> None:
+    """Raise ``DevRevInvalidInputError`` (a ``ValueError``) for a literal argument DevRev would refuse."""
+    _validate_app(platform, version_key)
+    if _known_at_parse_time(session_id):
+        validate_text(session_id, "session_id")
+
+
+def validate_listing_arguments(platform: Any, version_key: Any, filters: Any) -> None:
+    """The same for a listing; filters are checked against the platform's filter set once both are known."""
+    _validate_app(platform, version_key)
+    if _known_at_parse_time(platform) and filters is not None and not _has_template(filters):
+        validate_filters(filters, session_type_for(platform))
+
+
+class LazyHookMixin:
+    """The hook of a task with ``devrev_conn_id`` and ``hook_options``, built when the task first runs."""
+
+    devrev_conn_id: str
+    hook_options: HookOptions
+
+    @cached_property
+    def hook(self) -> DevRevHook:
+        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
+        from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
+
+
+class SessionArgumentsMixin(LazyHookMixin):
     """The session a task is about, and the hook that fetches it; mixed into an operator or a sensor."""
 
     #: The operator's and the sensor's ``template_fields``: the arguments this mixin sets.
@@ -45,10 +79,3 @@ class SessionArgumentsMixin:
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = hook_options
-
-    @cached_property
-    def hook(self) -> DevRevHook:
-        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
-        from airflow_provider_devrev.hooks.devrev import DevRevHook
-
-        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())

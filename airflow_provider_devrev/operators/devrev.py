@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import SessionArgumentsMixin, _known_at_parse_time
+from airflow_provider_devrev._arguments import LazyHookMixin, SessionArgumentsMixin, validate_listing_arguments
 from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import summarize_session, validate_platform, validate_text
+from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
-from airflow_provider_devrev.listing import session_type_for, to_utc, validate_filters
+from airflow_provider_devrev.listing import to_utc
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
-    from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 #: Sessions a ListSessionsOperator returns as XCom at most: about 2 KB each, so about 2 MB in the metadata DB.
 DEFAULT_MAX_XCOM_SESSIONS = 1000
@@ -73,7 +71,7 @@ class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
         return session
 
 
-class ListSessionsOperator(BaseOperator):
+class ListSessionsOperator(LazyHookMixin, BaseOperator):
     """
     List the sessions created in this run's data interval, for an export or a downstream fan-out.
 
@@ -158,13 +156,6 @@ class ListSessionsOperator(BaseOperator):
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
-    @cached_property
-    def hook(self) -> DevRevHook:
-        """Built on first use, at run time: nothing is looked up while the DAG file is parsed."""
-        from airflow_provider_devrev.hooks.devrev import DevRevHook
-
-        return DevRevHook(self.devrev_conn_id, **self.hook_options.as_kwargs())
-
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
         after, before = self._interval(context)
         sessions = self.hook.iter_sessions(
@@ -213,26 +204,6 @@ def _same_instant(after: Any, before: Any) -> bool:
     # Rendered templates arrive as text; compared as instants, so "{{ data_interval_start }}" equal to
     # "{{ data_interval_end }}" (a zero-width interval) is caught however it was written.
     return to_utc(after, "created_after") == to_utc(before, "created_before")
-
-
-def validate_listing_arguments(platform: Any, version_key: Any, filters: Any) -> None:
-    """Check at DAG-parse time what is already known; templated values are checked after rendering."""
-    if _known_at_parse_time(platform):
-        validate_platform(platform)
-    if _known_at_parse_time(version_key):
-        validate_text(version_key, "version_key")
-    if _known_at_parse_time(platform) and filters is not None and not _has_template(filters):
-        validate_filters(filters, session_type_for(platform))
-
-
-def _has_template(value: Any) -> bool:
-    if isinstance(value, str):
-        return not _known_at_parse_time(value)
-    if isinstance(value, dict):
-        return any(_has_template(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_template(item) for item in value)
-    return not _known_at_parse_time(value) and not isinstance(value, bool)
 
 
 def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tuple[str, int]:
