@@ -6,7 +6,7 @@ Why not the project's simulator: it is a ``ThreadingHTTPServer`` (a thread per c
 be the bottleneck and every contender would measure the server. This one is an ``asyncio.Protocol`` on
 uvloop (when installed) that parses just enough HTTP/1.1 for the three clients under test.
 
-What it answers, contract-shaped (``shared/devrev-api/openapi.yaml``):
+What it answers, contract-shaped (``airflow_provider_devrev/testing/contract/openapi.yaml``):
 
 - ``GET /observability.sessions.get?platform=..&session_id=..&version_key=..``: 404 ``{"type": "not_found"}``
   until the session appears, then 200 ``{"session": {...}}`` (a ``mobile`` session). When it appears

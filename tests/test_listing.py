@@ -1,7 +1,8 @@
 """The pure contract of ``observability.sessions.list`` (``airflow_provider_devrev.listing``): no I/O here.
 
-Every request :meth:`SessionQuery.page_request` builds is also validated against ``shared/devrev-api/openapi.yaml``
-(the ``observability-sessions-list-request`` body, or the GET form's query); a missing spec fails the test.
+Every request :meth:`SessionQuery.page_request` builds is also validated against the contract shipped in the
+package (``testing/contract/openapi.yaml``): the ``observability-sessions-list-request`` body, or the GET form's
+query. A missing spec fails the test.
 """
 
 from __future__ import annotations

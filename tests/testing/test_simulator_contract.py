@@ -1,17 +1,17 @@
 """The simulator against the contract: real HTTP exchanges validated by openapi-core.
 
 Every kind of contract response the simulator produces is requested for real over 127.0.0.1 and the
-(request, response) pair is validated against ``shared/devrev-api/openapi.yaml`` (status declared for the
-operation, body schema including discriminators and formats, declared headers). The spec's templated
-server ``{protocol}://{hostname}`` matches the simulator's ``http://127.0.0.1:PORT``, so the file is used
-unmodified. Where a case's request is itself contract-valid (or deliberately not), that is checked too,
+(request, response) pair is validated against the contract shipped in the package
+(``airflow_provider_devrev/testing/contract/openapi.yaml``): status declared for the operation, body schema
+including discriminators and formats, declared headers. The spec's templated server ``{protocol}://{hostname}``
+matches the simulator's ``http://127.0.0.1:PORT``, so the file is used unmodified. Where a case's request is
+itself contract-valid (or deliberately not), that is checked too,
 so a 400 from the simulator agrees with what the contract rejects.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,6 +29,7 @@ from openapi_core.exceptions import OpenAPIError
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from airflow_provider_devrev.testing import DevRevSimulator
+from airflow_provider_devrev.testing.contract import openapi_path
 from airflow_provider_devrev.testing.data import (
     SEED_ANDROID_SESSION_ID,
     SEED_IOS_SESSION_ID,
@@ -43,30 +44,20 @@ from airflow_provider_devrev.testing.data import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-SPEC_RELATIVE = Path("shared", "devrev-api", "openapi.yaml")
 GET = "/observability.sessions.get"
 LIST = "/observability.sessions.list"
 SELF = "/dev-users.self"
 
 
 def find_spec() -> Path:
-    """``DEVREV_OPENAPI``, else ``shared/devrev-api/openapi.yaml`` in an ancestor of this file (which also
-    covers ``shared/`` beside the clone, as in CI: ``<clone>/../shared``)."""
-    configured = os.environ.get("DEVREV_OPENAPI")
-    if configured:
-        path = Path(configured)
-        if not path.is_file():
-            pytest.fail(f"DEVREV_OPENAPI={configured!r} is not a file")
-        return path
-    here = Path(__file__).resolve()
-    for ancestor in here.parents:
-        candidate = ancestor / SPEC_RELATIVE
-        if candidate.is_file():
-            return candidate
-    pytest.fail(
-        f"cannot find {SPEC_RELATIVE} in any ancestor of {here.parent} (nor beside one); "
-        "set DEVREV_OPENAPI to the contract's path"
-    )
+    """The contract shipped inside the installed provider (``airflow_provider_devrev/testing/contract``).
+
+    A missing file fails the test with the path it was expected at: a wheel without it is broken.
+    """
+    try:
+        return openapi_path()
+    except FileNotFoundError as missing:
+        pytest.fail(str(missing))
 
 
 @cache

@@ -1,6 +1,6 @@
 """A local DevRev observability API server for tests, demos and users' own DAG tests.
 
-:class:`DevRevSimulator` serves the contract in ``shared/devrev-api/openapi.yaml`` over real HTTP/1.1 on
+:class:`DevRevSimulator` serves the contract in ``testing/contract/openapi.yaml`` over real HTTP/1.1 on
 a loopback port, from a seeded data set (see :mod:`airflow_provider_devrev.testing.data`), with scripted
 faults (see :mod:`airflow_provider_devrev.testing.faults`) and a log of every request it received.
 Standard library only, and no Airflow import, so it can run anywhere the provider is installed.

@@ -3,7 +3,8 @@ DevRev's observability API contract, as pure functions: no I/O, no Airflow, no H
 
 The sync hook and the async trigger both build their requests and read their responses here, so they cannot
 disagree about what a parameter must look like or what a status code means. The contract itself is
-``shared/devrev-api/openapi.yaml``; the tests check this module and the simulator against it.
+``airflow_provider_devrev/testing/contract/openapi.yaml`` (shipped in the package); the tests check this module
+and the simulator against it.
 """
 
 from __future__ import annotations
