@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   - the main job: the example DAG against the local DevRev simulator (Airflow 3.3.2)
-#   make test   - the whole test suite on Airflow 2.11, 3.0 and 3.3 (one virtualenv each), then ruff and mypy
+#   make test   - builds and checks the sdist and wheel, runs the whole test suite against that wheel on
+#                 Airflow 2.11, 3.0 and 3.3 (one virtualenv each), then ruff and mypy
 # Both create the virtualenvs and install what they need first (see ci/legs/ for what each one holds).
 
 PYTHON ?= python3
@@ -9,10 +10,15 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install demo demo-export demo-events test test-one lint reliability bench bench-full clean
+.PHONY: install dist demo demo-export demo-events test test-one lint reliability bench bench-full clean
 
+# An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
 install:
 	$(PYTHON) scripts/test_legs.py --install-only 3.3.2
+
+# dist/*.tar.gz and dist/*.whl (the wheel built from the sdist), both checked with twine check --strict.
+dist:
+	$(PYTHON) scripts/test_legs.py --dist-only
 
 demo: install
 	$(BIN)/python scripts/demo.py
@@ -56,4 +62,4 @@ bench-full: install
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf dist .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info

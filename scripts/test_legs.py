@@ -1,26 +1,40 @@
 """
-Run the whole test suite once per supported Airflow version, each in its own virtualenv and Airflow home.
+Build the sdist and wheel once, then run the whole test suite against that wheel once per supported Airflow
+version, each in its own virtualenv and Airflow home.
 
     python scripts/test_legs.py 2.11.2 3.0.6 3.3.2
-    python scripts/test_legs.py --install-only 3.3.2      # just create/update the virtualenv
+    python scripts/test_legs.py --dist-only                # build and check dist/ (make dist)
+    python scripts/test_legs.py --install-only 3.3.2       # the editable virtualenv of make demo / test-one
 
-For each version, ``ci/legs/airflow-<version>.txt`` says what to install. Airflow is installed first, then
-the provider on top, and the script checks that installing the provider left Airflow's version alone. Each
-leg's pytest summary and wall time are printed in a table at the end; the exit status is 1 if any leg
-failed. The 3.3 leg (the primary target) also runs the real-deployment test; the others do not, since it
-starts Airflow 3.3's components.
+The build is ``python -m build``: the sdist first, then the wheel built *from the sdist* (so an sdist that
+cannot build a complete wheel fails here), both checked with ``twine check --strict``. For each version,
+``ci/legs/airflow-<version>.txt`` says what to install: Airflow first, then the provider's wheel on top (with
+its ``dev`` extra), and the script checks that installing the provider left Airflow's version alone. pytest
+then runs with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it
+imports is that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
+``sys.path``). Each leg's pytest summary, the provider it imported and its wall time are printed in a table at
+the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target) also runs the
+real-deployment tests; the others do not, since they start Airflow 3.3's components.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+DIST = REPO / "dist"
+DIST_TOOLS = REPO / "ci" / "dist-tools.txt"
+DIST_VENV = REPO / ".venv-dist"
 DEFAULT_VENV_VERSION = "3.3.2"  # `.venv`, shared with `make demo`
+EDITABLE = "editable"
+PIP_QUIET = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
 
 
 def venv_for(version: str) -> Path:
@@ -31,27 +45,56 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, text=True, check=False, **kwargs)  # type: ignore[call-overload]
 
 
-def install(version: str) -> str | None:
-    """Create the leg's virtualenv if needed; return an error message, or None."""
+def build_dist() -> tuple[Path, str | None]:
+    """Build ``dist/`` afresh and check it; return the wheel and an error message, or None."""
+    python = DIST_VENV / "bin" / "python"
+    if not python.exists() and run([sys.executable, "-m", "venv", str(DIST_VENV)]).returncode != 0:
+        return Path(), "could not create the build virtualenv"
+    if run([str(python), *PIP_QUIET, "-r", str(DIST_TOOLS)]).returncode != 0:
+        return Path(), f"could not install {DIST_TOOLS.name}"
+    shutil.rmtree(DIST, ignore_errors=True)
+    # No --sdist/--wheel: build makes the sdist, unpacks it and builds the wheel from that.
+    if run([str(python), "-m", "build", "--outdir", str(DIST), str(REPO)], stdout=subprocess.DEVNULL).returncode:
+        return Path(), "python -m build failed"
+    wheels, sdists = sorted(DIST.glob("*.whl")), sorted(DIST.glob("*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != 1:
+        return Path(), f"expected one wheel and one sdist in {DIST}, found {[p.name for p in DIST.iterdir()]}"
+    if run([str(python), "-m", "twine", "check", "--strict", str(wheels[0]), str(sdists[0])]).returncode:
+        return Path(), "twine check --strict failed"
+    print(f"built and checked {sdists[0].name} and {wheels[0].name} (the wheel built from the sdist)", flush=True)
+    return wheels[0], None
+
+
+def install(version: str, wheel: Path | None = None) -> str | None:
+    """Create the leg's virtualenv if needed and install the provider into it: the given wheel, or (None) an
+    editable install of this tree. Return an error message, or None."""
     venv = venv_for(version)
     requirements = REPO / "ci" / "legs" / f"airflow-{version}.txt"
     stamp = venv / f".installed-{version}"
-    if stamp.exists() and stamp.stat().st_mtime >= max(
+    mode = str(wheel) if wheel else EDITABLE
+    fresh = stamp.exists() and stamp.stat().st_mtime >= max(
         requirements.stat().st_mtime, (REPO / "setup.cfg").stat().st_mtime
-    ):
+    )
+    if fresh and wheel is None and stamp.read_text() == EDITABLE:
         return None
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(venv / "bin" / "python"), *PIP_QUIET]
     if not venv.exists() and run([sys.executable, "-m", "venv", str(venv)]).returncode != 0:
         return "could not create the virtualenv"
-    if run([*pip, "-r", str(requirements)]).returncode != 0:
+    if not fresh and run([*pip, "-r", str(requirements)]).returncode != 0:
         return f"could not install {requirements.name}"
     before = airflow_version(venv)
-    if run([*pip, "-e", f"{REPO}[dev]"]).returncode != 0:
+    if wheel is None:
+        steps = [[*pip, "-e", f"{REPO}[dev]"]]
+    else:
+        # The extra's dependencies first, then the wheel itself over whatever provider was there (an editable
+        # install of the same version would otherwise count as "already satisfied").
+        steps = [[*pip, f"{wheel}[dev]"], [*pip, "--no-deps", "--force-reinstall", str(wheel)]]
+    if any(run(step).returncode != 0 for step in steps):
         return "could not install the provider"
     after = airflow_version(venv)
     if before != after:
         return f"installing the provider changed Airflow from {before} to {after}"
-    stamp.touch()
+    stamp.write_text(mode)
     return None
 
 
@@ -61,36 +104,67 @@ def airflow_version(venv: Path) -> str:
     return match.group(1) if match else "none"
 
 
-def run_leg(version: str) -> tuple[bool, str, float]:
+def imported_provider(venv: Path) -> str:
+    """What the leg's Python imports as the provider: the wheel it was installed from, or an editable tree."""
+    probe = (
+        "import json, importlib.metadata as m, airflow_provider_devrev as p\n"
+        "d = json.loads(m.distribution('airflow-provider-devrev').read_text('direct_url.json') or '{}')\n"
+        "print(json.dumps({'file': p.__file__, 'url': d.get('url', ''), 'dir': 'dir_info' in d}))"
+    )
+    done = run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, cwd=venv)
+    if done.returncode:
+        return "cannot import the provider"
+    found = json.loads(done.stdout)
+    where = "site-packages" if "site-packages" in found["file"] else found["file"]
+    source = "this tree (editable)" if found["dir"] else Path(found["url"]).name
+    return f"{source}, in {where}"
+
+
+def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     started = time.monotonic()
-    error = install(version)
+    error = install(version, wheel)
     if error:
-        return False, error, time.monotonic() - started
-    args = [str(venv_for(version) / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
+        return False, error, "", time.monotonic() - started
+    venv = venv_for(version)
+    args = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
     if not version.startswith("3.3"):
         args += ["-m", "not deployment"]
-    print(f"\n===== Airflow {version}: {' '.join(args[2:])}", flush=True)
-    done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    print(f"\n===== Airflow {version}: {' '.join(args[2:])} (against {wheel.name})", flush=True)
+    env = {**os.environ, "DEVREV_TEST_WHEEL": str(wheel), "DEVREV_TEST_SDIST": str(sdist_of(wheel))}
+    done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     print(done.stdout[-6000:], flush=True)
     summary = next(
         (line.strip("= ") for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
         "no summary line",
     )
     # pytest's exit status 5 means no test ran: that is a failure too.
-    return done.returncode == 0, summary, time.monotonic() - started
+    return done.returncode == 0, summary, imported_provider(venv), time.monotonic() - started
 
 
-def main(versions: list[str]) -> int:
-    if versions[:1] == ["--install-only"]:
-        errors = [f"Airflow {v}: {error}" for v in versions[1:] if (error := install(v))]
+def sdist_of(wheel: Path) -> Path:
+    return next(wheel.parent.glob("*.tar.gz"))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--install-only"]:
+        errors = [f"Airflow {v}: {error}" for v in argv[1:] if (error := install(v))]
         print("\n".join(errors), file=sys.stderr)
         return 1 if errors else 0
-    results = [(version, *run_leg(version)) for version in versions]
-    print("\n| Airflow | result | pytest summary | wall time (install + tests) |")
-    print("|---|---|---|---|")
-    for version, ok, summary, seconds in results:
-        print(f"| {version} | {'pass' if ok else 'FAIL'} | {summary} | {seconds:.0f} s |")
-    return 0 if all(ok for _, ok, _, _ in results) else 1
+    started = time.monotonic()
+    wheel, error = build_dist()
+    if error:
+        print(f"dist: {error}", file=sys.stderr)
+        return 1
+    if argv[:1] == ["--dist-only"]:
+        return 0
+    built = time.monotonic() - started
+    results = [(version, *run_leg(version, wheel)) for version in argv]
+    print(f"\nsdist and wheel built and checked in {built:.0f} s")
+    print("\n| Airflow | result | pytest summary | provider under test | wall time (install + tests) |")
+    print("|---|---|---|---|---|")
+    for version, ok, summary, provider, seconds in results:
+        print(f"| {version} | {'pass' if ok else 'FAIL'} | {summary} | {provider} | {seconds:.0f} s |")
+    return 0 if all(ok for _, ok, _, _, _ in results) else 1
 
 
 if __name__ == "__main__":
