@@ -445,6 +445,8 @@ def test_a_restarted_trigger_fires_what_appeared_while_it_was_down_and_nothing_a
         add(sim, driver, "while-down-2")
         add(sim, driver, "while-down-no-crash", is_crash=False)
         classpath, kwargs = first.serialize()
+        # The path it was first published under, though the class now lives in triggers/new_sessions.py.
+        assert classpath == "airflow_provider_devrev.triggers.devrev.DevRevNewSessionsTrigger"
         module, _, name = classpath.rpartition(".")
         second = getattr(importlib.import_module(module), name)(**kwargs)
         assert second.state_key == first.state_key
@@ -618,7 +620,7 @@ def test_state_keys_differ_by_what_is_watched_and_ignore_how_often():
 
 def test_the_fake_store_matches_airflows_accessors():
     """The fake above mirrors what the triggerer injects; on Airflow < 3.3 nothing is injected at all."""
-    from airflow_provider_devrev.triggers.devrev import _state_store
+    from airflow_provider_devrev.triggers.new_sessions import _state_store
 
     if AIRFLOW_VERSION >= (3, 3):
         import inspect
