@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 DIST = REPO / "dist"
 DIST_TOOLS = REPO / "ci" / "dist-tools.txt"
 DIST_VENV = REPO / ".venv-dist"
+#: Each leg's whole pytest output (the console shows its tail); ignored by git.
+LOGS = REPO / ".test-logs"
 DEFAULT_VENV_VERSION = "3.3.2"  # `.venv`, shared with `make demo`
 EDITABLE = "editable"
 PIP_QUIET = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
@@ -132,7 +134,12 @@ def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     print(f"\n===== Airflow {version}: {' '.join(args[2:])} (against {wheel.name})", flush=True)
     env = {**os.environ, "DEVREV_TEST_WHEEL": str(wheel), "DEVREV_TEST_SDIST": str(sdist_of(wheel))}
     done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    print(done.stdout[-6000:], flush=True)
+    LOGS.mkdir(exist_ok=True)
+    log = LOGS / f"airflow-{version}.log"
+    log.write_text(done.stdout)
+    # A failed leg shows more of its output: the failures section is what CI's log must keep.
+    print(done.stdout[-6000 if done.returncode == 0 else -40000 :], flush=True)
+    print(f"(the whole output of this leg: {log.relative_to(REPO)})", flush=True)
     summary = next(
         (line.strip("= ") for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
         "no summary line",
