@@ -141,7 +141,11 @@ def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     print(done.stdout[-6000 if done.returncode == 0 else -40000 :], flush=True)
     print(f"(the whole output of this leg: {log.relative_to(REPO)})", flush=True)
     summary = next(
-        (line.strip("= ") for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
+        (
+            line.strip("= !")
+            for line in reversed(done.stdout.splitlines())
+            if re.search(r"\d+ (passed|failed|errors?)\b|Interrupted", line)
+        ),
         "no summary line",
     )
     # pytest's exit status 5 means no test ran: that is a failure too.
