@@ -333,7 +333,9 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                 self.log.warning("This watch's saved position is not one it wrote; starting afresh")
             return None
         self.log.info(
-            "Resuming from sessions created since %s", position.listing_start(type(self).clock(), self.lookback)
+            "Resuming with %d sessions already reported, listing from %s",
+            len(position),
+            position.listing_start(type(self).clock(), self.lookback).isoformat(),
         )
         return position
 
