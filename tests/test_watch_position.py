@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from airflow_provider_devrev.watch_position import (
+    MAX_CLOCK_SKEW,
     MAX_RECENT_IDS,
     STATE_VERSION,
     WatchPosition,
@@ -136,3 +137,19 @@ def test_a_version_1_value_becomes_a_position_over_the_lookback_it_was_saved_wit
 )
 def test_anything_it_did_not_write_is_refused(damaged):
     assert WatchPosition.from_json(damaged, now=NOW, lookback=DAY) is None
+
+
+def test_a_future_dated_session_does_not_lift_the_floor_past_honest_ones():
+    """A device whose clock runs a year fast uploads a session: the watch must keep reporting the others."""
+    position = WatchPosition.start(NOW, DAY)
+    year = 365 * DAY
+    position.record([("from-the-future", us(-year)), ("honest", us(60))], overlap=HOUR, now=NOW)
+    assert position.high_water == seconds_to_micros(NOW + MAX_CLOCK_SKEW)
+    assert position.floor <= us(HOUR - MAX_CLOCK_SKEW)
+    assert position.is_new("next-honest", us(30))
+    assert not position.is_new("from-the-future", us(-year))
+    # 100 future-dated sessions are kept beside the bound (as reported ids); the floor follows the clock.
+    assert position.record([(f"future-{n}", us(-year - n)) for n in range(100)], overlap=HOUR, now=NOW + 60) == 0
+    assert position.floor == seconds_to_micros(NOW + 60 + MAX_CLOCK_SKEW - HOUR)
+    assert position.is_new("honest-after", us(-120))
+    assert not position.is_new("future-50", us(-year - 50))

@@ -29,6 +29,9 @@ from typing import Any
 
 #: The most reported ids a position keeps (about 60 bytes each when saved).
 MAX_RECENT_IDS = 64
+#: Seconds a ``created_at`` may lie ahead of the poll's clock and still count as the high-water mark: a device
+#: whose clock runs a year fast must not lift the floor past every honest session.
+MAX_CLOCK_SKEW = 300.0
 #: The version of :meth:`WatchPosition.to_json`'s value; version 1 was the full set of ids in the lookback.
 STATE_VERSION = 2
 
@@ -79,27 +82,39 @@ class WatchPosition:
         """Whether a listed session has not been reported (one below ``floor`` may have been, and was dropped)."""
         return created >= self.floor and session_id not in self.recent
 
-    def record(self, sessions: Iterable[tuple[str, int]], *, overlap: float) -> int:
+    def record(self, sessions: Iterable[tuple[str, int]], *, overlap: float, now: float | None = None) -> int:
         """
         Count ``(session_id, created_at µs)`` as reported, then move ``floor`` up to ``high_water - overlap``
         and to the bound of :data:`MAX_RECENT_IDS`.
 
+        With ``now`` (the poll's clock), a ``created_at`` more than :data:`MAX_CLOCK_SKEW` ahead of it counts
+        as ``now + MAX_CLOCK_SKEW`` for the high-water mark, and the floor never passes the high-water mark:
+        future-dated sessions (a device's wrong clock) are kept as reported ids, beyond the bound if need be,
+        rather than hiding every honest session below the floor.
+
         :return: How many ids the bound (not the overlap) dropped: reported sessions whose late-arriving
             neighbours can no longer be told apart, so the watch no longer looks that far back.
         """
+        ceiling = None if now is None else seconds_to_micros(now + MAX_CLOCK_SKEW)
         for session_id, created in sessions:
             self.recent[session_id] = created
-            self.high_water = created if self.high_water is None else max(self.high_water, created)
+            mark = created if ceiling is None else min(created, ceiling)
+            self.high_water = mark if self.high_water is None else max(self.high_water, mark)
         if self.high_water is not None:
             self.floor = max(self.floor, self.high_water - seconds_to_micros(overlap))
         self.recent = {key: created for key, created in self.recent.items() if created >= self.floor}
-        if len(self.recent) <= MAX_RECENT_IDS:
+        # Future-dated ids (above the high-water mark) are kept outside the bound: counting them would lift
+        # the floor over every honest session.
+        honest = sorted(
+            (created for created in self.recent.values() if self.high_water is None or created <= self.high_water),
+            reverse=True,
+        )
+        if len(honest) <= MAX_RECENT_IDS:
             return 0
-        newest = sorted(self.recent.values(), reverse=True)
-        boundary = newest[MAX_RECENT_IDS - 1]
+        boundary = honest[MAX_RECENT_IDS - 1]
         # Ids sharing the boundary's created_at are kept or dropped together: the floor is inclusive, so one
         # kept would need all of them, and one dropped but still listed would be reported again.
-        floor = boundary if newest[MAX_RECENT_IDS] < boundary else boundary + 1
+        floor = boundary if honest[MAX_RECENT_IDS] < boundary else boundary + 1
         before = len(self.recent)
         self.floor = max(self.floor, floor)
         self.recent = {key: created for key, created in self.recent.items() if created >= self.floor}
@@ -147,9 +162,9 @@ class WatchPosition:
         window = (
             float(saved) if isinstance(saved, int | float) and not isinstance(saved, bool) and saved > 0 else lookback
         )
-        # An expiry was max(created_at, then - lookback) + lookback: at or after the session's created_at, so
-        # an id is kept at least as long as it could be listed.
-        recent = {str(key): seconds_to_micros(float(expiry) - window) for key, expiry in expiries.items()}
+        # An expiry was max(created_at, then - lookback) + lookback, then <= now: at or after the session's
+        # created_at (and not after now, for an honest one), so an id is kept as long as it could be listed.
+        recent = {str(key): seconds_to_micros(min(float(expiry) - window, now)) for key, expiry in expiries.items()}
         return cls(floor=seconds_to_micros(now - window), recent=recent)
 
 

@@ -270,6 +270,7 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         dropped = position.record(
             ((str(session["session_id"]), _created_micros(session, now)) for session in fresh),
             overlap=self.lookback if self.overlap is None else self.overlap,
+            now=now,
         )
         if dropped:
             self.log.info(
