@@ -6,6 +6,10 @@ run that starts just after midnight on 2025-06-02 exports the sessions created o
 A session created exactly at midnight belongs to the next day's file, so reruns and backfills rewrite the
 same files and every session lands in exactly one of them.
 
+Sessions are uploaded after they end (a crash usually when the app is next launched), so each export waits
+``settle`` (two hours) after midnight before listing: a crash created at 23:50 and uploaded at 00:30 is in
+the file of the day it was created. The wait is deferred to the triggerer: no worker slot is held.
+
 The files go to ``DEVREV_EXPORT_BASE`` (default ``file:///tmp/airflow-devrev-exports``); any URL Airflow's
 ``ObjectStoragePath`` accepts works, e.g. ``s3://aws_default@my-bucket/devrev``. The defaults name the
 DevRev simulator's seed data, whose sessions were created in the week up to 2025-06-02, so
@@ -19,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 try:  # Airflow 3
@@ -56,6 +60,9 @@ with DAG(
             version_key=VERSION_KEY,
             filters={"is_crash": True},
             output_path=EXPORT_BASE + "/{{ data_interval_start | ds }}/" + platform + "-crash-sessions.jsonl",
+            # Late uploads: list the day at 02:00, waiting on the triggerer rather than in a worker slot.
+            settle=timedelta(hours=2),
+            deferrable=True,
         )
         for platform in ("android", "ios")
     ]

@@ -11,12 +11,16 @@ Differences handled here:
 - Triggers: ``BaseTrigger``/``TriggerEvent`` live in core on every supported version. ``BaseEventTrigger``
   (what an ``AssetWatcher`` accepts) exists from Airflow 3.0; on 2.11 the event trigger is a plain trigger
   that nothing can watch.
+- Airflow's date-time trigger moved from core to the standard provider in 3.0 (:func:`date_time_trigger`).
 - Async connection lookup: ``BaseHook.aget_connection`` exists only from 3.1, and before 3.3.2 it masks
   secrets with a blocking call that can deadlock a busy event loop; common-compat's
   ``get_async_connection`` picks the safe path per version.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -32,14 +36,46 @@ from airflow.providers.common.compat.sdk import (
     mask_secret,
 )
 
+try:  # Airflow 3
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef,attr-defined]
+
 try:
     from airflow.triggers.base import BaseEventTrigger
 except ImportError:  # Airflow 2.11: no event-driven scheduling
     from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]
+from airflow.triggers.base import BaseTrigger
+
+
+def date_time_trigger(moment: datetime) -> BaseTrigger:
+    """Airflow's own trigger that fires at ``moment``: the standard provider's on 3.x, core's on 2.11.
+
+    Imported when a task defers, not at DAG-parse time.
+    """
+    try:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # Airflow 2.11: still in core
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+    return DateTimeTrigger(moment=moment)
+
+
+def stats() -> Any:
+    """Airflow's metrics object: ``airflow.sdk.observability.stats`` on 3.3 (a module of functions),
+    ``airflow.stats.Stats`` on 2.11 and 3.0; both have ``incr(name, count)``. Imported on first use."""
+    try:
+        from airflow.sdk.observability import stats as sdk_stats
+    except ImportError:  # Airflow 2.11 to 3.2
+        from airflow.stats import Stats
+
+        return Stats
+    return sdk_stats
+
 
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseEventTrigger",
@@ -49,5 +85,7 @@ __all__ = [
     "Context",
     "PokeReturnValue",
     "conf",
+    "date_time_trigger",
     "mask_secret",
+    "stats",
 ]

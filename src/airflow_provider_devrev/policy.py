@@ -123,6 +123,9 @@ class RetryPolicy:
 
     def log_retry(self, log: Any, what: str, error: BaseException | None, retry_number: int, wait: float) -> None:
         """The one WARNING line per retry: request, status, DevRev type, attempt and wait; never a body."""
+        from airflow_provider_devrev import metrics
+
+        metrics.retry_waited(getattr(error, "status_code", None), wait)
         log.warning(
             "DevRev %s failed (%s); retry %d of %d in %.1f s",
             what,

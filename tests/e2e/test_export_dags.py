@@ -114,3 +114,152 @@ def test_the_export_pages_with_the_interval_and_filter_in_every_request(sim, tmp
         assert request.body["created_at"]["after"] == "2026-02-01T00:00:00.000000Z"
         assert request.body["created_at"]["before"] == "2026-02-02T00:00:00.000000Z"
     assert [r.body.get("cursor") is None for r in android] == [True, False, False, False]
+
+
+# -- settle: late uploads ----------------------------------------------------------------------------------
+
+
+class SimulatedClock:
+    """The one clock of a settle test: the simulator's (when sessions become visible, when requests arrive)
+    and the operator's (whether the interval may be listed yet). It moves only when Airflow's date-time
+    trigger runs, to the moment that trigger waits for: the deferral, not wall-clock time, lets time pass."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def time(self) -> float:
+        return self.now
+
+    def datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now, tz=timezone.utc)
+
+
+@pytest.fixture
+def timed(airflow_db, monkeypatch, tmp_path):
+    """A simulator on a :class:`SimulatedClock` at 00:05 after FIRST_DAY, and the moments the export deferred to.
+
+    Airflow's real DateTimeTrigger runs (inline, under dag.test()); the spy only records its moment and moves
+    the simulated clock there before it runs, so it fires at once instead of after wall-clock hours.
+    """
+    from airflow_provider_devrev._compat import date_time_trigger
+    from airflow_provider_devrev.operators.devrev import ListSessionsOperator
+    from airflow_provider_devrev.testing import DevRevSimulator
+
+    clock = SimulatedClock(FIRST_DAY + timedelta(days=1, minutes=5))
+    trigger_class = type(date_time_trigger(FIRST_DAY))
+    real_run = trigger_class.run
+    moments: list[datetime] = []
+
+    async def run(self):
+        moments.append(self.moment)
+        clock.now = max(clock.now, self.moment.timestamp())
+        async for event in real_run(self):
+            yield event
+
+    monkeypatch.setattr(trigger_class, "run", run)
+    monkeypatch.setattr(ListSessionsOperator, "clock", staticmethod(clock.datetime))
+    monkeypatch.setenv("DEVREV_EXPORT_BASE", (tmp_path / "exports").as_uri())
+    simulator = DevRevSimulator(clock=clock.time, seed_data=False).start()
+    monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", simulator.connection_json())
+    try:
+        yield simulator, clock, moments
+    finally:
+        simulator.stop()
+
+
+def add_late(sim, session_id, created, uploaded, *, platform="android"):
+    session = sim.make_session("mobile", platform=platform, session_id=session_id, created_at=created, is_crash=True)
+    return sim.add_session(session, version_key=VERSION_KEY, appear_at=uploaded.timestamp())
+
+
+def export_tasks(dag):
+    return [task for task in dag.tasks if task.task_id.startswith("export_")]
+
+
+def test_a_crash_uploaded_after_midnight_is_in_its_days_file(timed, tmp_path):
+    sim, _, moments = timed
+    next_day = FIRST_DAY + timedelta(days=1)
+    add_late(sim, "crash-2350", next_day - timedelta(minutes=10), next_day + timedelta(minutes=30))
+    add_late(sim, "crash-midnight", next_day, next_day)
+    dag = load_dag(DAG_ID)
+    assert {task.settle for task in export_tasks(dag)} == {timedelta(hours=2)}
+    assert {task.deferrable for task in export_tasks(dag)} == {True}
+
+    first = run_day(dag, FIRST_DAY)
+
+    assert str(first.state) == "success", task_states(first)
+    # The first export deferred until created_before + settle (the simulated clock moved there); the second
+    # found that moment passed. Neither listed before it.
+    ready = next_day + timedelta(hours=2)
+    assert moments == [ready]
+    listed_at = {request.time for request in sim.requests_for(path=LIST)}
+    assert listed_at
+    assert min(listed_at) >= ready.timestamp()
+    assert exported(tmp_path, FIRST_DAY, "android") == ["crash-2350"]
+
+    # The next day: the midnight session is in that file, and in no other.
+    second = run_day(dag, next_day)
+    assert str(second.state) == "success", task_states(second)
+    assert moments[1:] == [ready + timedelta(days=1)]
+    assert exported(tmp_path, next_day, "android") == ["crash-midnight"]
+
+
+def test_without_settle_the_late_crash_is_in_no_file(timed, tmp_path):
+    """The control: the test above could fail. Listing at 00:05 cannot see a crash uploaded at 00:30."""
+    sim, _, moments = timed
+    next_day = FIRST_DAY + timedelta(days=1)
+    add_late(sim, "crash-2350", next_day - timedelta(minutes=10), next_day + timedelta(minutes=30))
+    dag = load_dag(DAG_ID)
+    for task in export_tasks(dag):
+        task.settle = timedelta(0)
+
+    run = run_day(dag, FIRST_DAY)
+
+    assert str(run.state) == "success", task_states(run)
+    assert moments == []
+    assert exported(tmp_path, FIRST_DAY, "android") == []
+
+
+def test_a_three_day_backfill_with_late_uploads_puts_every_session_in_exactly_one_file(timed, tmp_path):
+    sim, clock, moments = timed
+    clock.now = (FIRST_DAY + timedelta(days=3, minutes=5)).timestamp()  # the backfill starts after day 3
+    days = [FIRST_DAY + timedelta(days=n) for n in range(3)]
+    expected: dict[str, set[str]] = {"android": set(), "ios": set()}
+    for number, day in enumerate([*days, FIRST_DAY + timedelta(days=3)]):
+        for platform in ("android", "ios"):
+            # Created just before and exactly at each midnight, uploaded up to 90 minutes later.
+            late = add_late(
+                sim,
+                f"late-{platform}-{number}",
+                day - timedelta(minutes=10),
+                day + timedelta(minutes=90),
+                platform=platform,
+            )
+            midnight = add_late(
+                sim, f"midnight-{platform}-{number}", day, day + timedelta(minutes=45), platform=platform
+            )
+            noon = add_late(
+                sim,
+                f"noon-{platform}-{number}",
+                day + timedelta(hours=12),
+                day + timedelta(hours=12),
+                platform=platform,
+            )
+            for session in (late, midnight, noon):
+                if (
+                    FIRST_DAY
+                    <= datetime.fromisoformat(session["created_at"].replace("Z", "+00:00"))
+                    < days[-1] + timedelta(days=1)
+                ):
+                    expected[platform].add(session["session_id"])
+    dag = load_dag(DAG_ID)
+
+    runs = [run_day(dag, day) for day in days]
+
+    assert [str(run.state) for run in runs] == ["success"] * 3, [task_states(run) for run in runs]
+    for platform in ("android", "ios"):
+        counts = Counter(session_id for day in days for session_id in exported(tmp_path, day, platform))
+        assert set(counts) == expected[platform]
+        assert max(counts.values()) == 1, "a session exported twice"
+    # Days 1 and 2 were ready before the backfill began; day 3 (ready at 02:00 after it) deferred.
+    assert moments == [days[-1] + timedelta(days=1, hours=2)]

@@ -226,3 +226,73 @@ def test_write_json_lines_accepts_plain_paths_and_counts_empty_exports(tmp_path)
     assert count == 0
     assert path == (tmp_path / "a" / "empty.jsonl").as_uri()
     assert (tmp_path / "a" / "empty.jsonl").read_text() == ""
+
+
+# -- settle ------------------------------------------------------------------------------------------------
+
+
+def frozen_at(monkeypatch, moment):
+    monkeypatch.setattr(ListSessionsOperator, "clock", staticmethod(lambda: moment))
+
+
+def test_a_deferrable_export_defers_on_airflows_date_time_trigger_until_the_end_plus_settle(
+    devrev_simulator, monkeypatch
+):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    end = DAY + timedelta(days=1)
+    frozen_at(monkeypatch, end + timedelta(minutes=5))
+    op = ListSessionsOperator(
+        task_id="list", platform="android", version_key=VERSION, settle=timedelta(hours=1), deferrable=True
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(interval(DAY, end))
+
+    trigger = deferred.value.trigger
+    assert type(trigger).__name__ == "DateTimeTrigger"
+    assert trigger.moment == end + timedelta(hours=1)
+    assert deferred.value.method_name == "execute_complete"
+    assert devrev_simulator.requests_for(path=LIST) == [], "nothing listed before the interval has settled"
+    add(devrev_simulator, "late", end - timedelta(minutes=10))
+    assert [s["session_id"] for s in op.execute_complete(interval(DAY, end), trigger.moment)] == ["late"]
+
+
+def test_a_non_deferrable_export_is_rescheduled_until_the_end_plus_settle(devrev_simulator, monkeypatch):
+    from airflow_provider_devrev._compat import AirflowRescheduleException
+
+    end = DAY + timedelta(days=1)
+    frozen_at(monkeypatch, end)
+    op = ListSessionsOperator(task_id="list", platform="android", version_key=VERSION, deferrable=False)
+    assert op.reschedule, "the scheduler honours a reschedule date only for tasks in reschedule mode"
+
+    with pytest.raises(AirflowRescheduleException) as rescheduled:
+        op.execute(interval(DAY, end))
+
+    assert rescheduled.value.reschedule_date == end + timedelta(hours=2)
+    assert devrev_simulator.requests_for(path=LIST) == []
+    frozen_at(monkeypatch, end + timedelta(hours=2))
+    assert op.execute(interval(DAY, end)) == []
+    assert len(devrev_simulator.requests_for(path=LIST)) == 1
+
+
+def test_settle_zero_or_an_open_interval_lists_at_once(devrev_simulator, monkeypatch):
+    frozen_at(monkeypatch, DAY)
+    zero = ListSessionsOperator(task_id="a", platform="android", version_key=VERSION, settle=timedelta(0))
+    assert zero.execute(interval(DAY - timedelta(days=1), DAY)) == []
+    unbounded = ListSessionsOperator(task_id="b", platform="android", version_key=VERSION, use_data_interval=False)
+    assert unbounded.execute({}) == []
+    assert len(devrev_simulator.requests_for(path=LIST)) == 2
+
+
+@pytest.mark.parametrize("bad", [3600, timedelta(days=-1)])
+def test_a_bad_settle_fails_the_dag_import_naming_it(bad):
+    with pytest.raises(DevRevInvalidInputError, match="settle"):
+        ListSessionsOperator(task_id="list", platform="android", version_key=VERSION, settle=bad)
+
+
+def test_deferrable_defaults_to_the_operators_default_deferrable_setting(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert ListSessionsOperator(task_id="a", platform="android", version_key=VERSION).deferrable is True
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    assert ListSessionsOperator(task_id="b", platform="android", version_key=VERSION).deferrable is False

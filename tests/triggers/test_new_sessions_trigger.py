@@ -152,7 +152,7 @@ class FakeStateStore:
         self.values[key] = stored
 
     def saved_ids(self, key: str) -> set[str]:
-        return set(self.values[key]["expiries"])
+        return set(self.values[key]["recent"])
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -298,11 +298,12 @@ def test_a_baseline_session_never_fires_even_after_it_drops_out_of_the_lookback(
         add(sim, driver, "fresh", age=0)
         assert ids(await driver.poll()) == ["fresh"]
         assert await driver.poll() == []
-        # The state saved after that event no longer holds the expired id, and holds only unexpired ones.
-        saved = store.values[trigger.state_key]["expiries"]
-        assert "near-the-edge" not in saved
-        assert "fresh" in saved
-        assert all(expiry > driver.now for expiry in saved.values())
+        # The state saved after that event no longer holds the id below its floor, and holds only ids above it.
+        saved = store.values[trigger.state_key]
+        assert "near-the-edge" not in saved["recent"]
+        assert "fresh" in saved["recent"]
+        assert saved["floor"] >= (driver.now - DAY - 60) * 1_000_000
+        assert all(created >= saved["floor"] for created in saved["recent"].values())
         assert await driver.polls(3) == []
         await driver.stop()
 
@@ -348,7 +349,7 @@ def test_baseline_is_saved_at_once_and_events_are_saved_one_poll_behind(sim, dri
         assert [k for k, _ in store.sets] == [key]  # the baseline, at the first poll
         baseline = seeded_crashes_in_lookback(T0) | {"existing"}
         assert store.saved_ids(key) == baseline
-        assert store.values[key]["version"] == 1
+        assert store.values[key]["version"] == 2
 
         add(sim, driver, "new-1")
         assert ids(await driver.poll()) == ["new-1"]
@@ -412,7 +413,8 @@ def test_the_events_of_one_poll_are_spaced_so_each_can_start_its_own_run(sim, dr
         assert len(await driver.poll()) == 1
         assert len(await driver.poll()) == 1  # the last one, then the poll interval
         assert sorted(ids(driver.events)) == ["burst-0", "burst-1", "burst-2"]
-        assert driver.sleeps == [5.0, 5.0, 60.0]
+        # The next poll is due poll_interval after this one began, not after its last event.
+        assert driver.sleeps == [5.0, 5.0, 50.0]
         await driver.stop()
 
     run(scenario)
@@ -579,7 +581,10 @@ def test_a_longer_lookback_after_a_restart_does_not_fire_old_sessions(sim, drive
         assert "while-down" not in store.saved_ids(wider.state_key), "saved before its event reached Airflow"
         assert await driver.polls(2) == []
         assert "while-down" in store.saved_ids(wider.state_key)
-        assert "two-days-old" in store.saved_ids(wider.state_key)
+        # Never listed again: the watch lists nothing below its saved floor, however far back it may look.
+        assert ids(driver.events) == ["while-down"]
+        floor = datetime.fromtimestamp(T0 - DAY, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert [r.body["created_at"]["after"] >= floor for r in list_requests(sim)[1:]] == [True] * 3
         await driver.stop()
 
     run(scenario)
@@ -700,7 +705,8 @@ def test_the_hooks_own_retries_run_inside_one_poll_on_the_fake_clock(sim, driver
         first_wait, second_wait = driver.sleeps[1:3]
         assert 0 < first_wait < 60
         assert 0 < second_wait < 60
-        assert driver.sleeps[3] == 60
+        # The next poll is due poll_interval after this one began: the retries' waits count towards it.
+        assert driver.sleeps[3] == pytest.approx(60 - first_wait - second_wait)
         assert [r.status for r in list_requests(sim)] == [200, 503, 503, 200]
         await driver.stop()
 

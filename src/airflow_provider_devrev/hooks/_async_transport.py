@@ -21,6 +21,7 @@ import aiohttp
 from tenacity import AsyncRetrying
 from yarl import URL
 
+from airflow_provider_devrev import metrics
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response
 from airflow_provider_devrev.exceptions import DevRevError
@@ -150,6 +151,7 @@ async def _send_once(
         raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
     except aiohttp.ClientError as err:
         raise no_response_error(request, settings.base_url) from err
+    metrics.request_answered(request.path, status)
     try:
         return parse_response(request, status, headers, content)
     except DevRevError as err:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_devrev import metrics
 from airflow_provider_devrev.contract import ApiRequest
 from airflow_provider_devrev.exceptions import DevRevError, DevRevNotFoundError
 
@@ -153,6 +154,11 @@ def fetch_all(
                 workers.append(clone)
         return clone
 
+    from airflow_provider_devrev.progress import Progress
+
+    progress = Progress(hook.log, f"Fetching {len(requests)} sessions")
+    progress_lock = threading.Lock()
+
     def fetch(request: ApiRequest) -> dict[str, Any] | None:
         clone = worker_hook()
         for attempt in range(1, MAX_RATE_LIMITED_ATTEMPTS + 1):
@@ -171,6 +177,7 @@ def fetch_all(
                 # reopened); the policy's backoff when it did not.
                 wait_for = err.retry_after if err.retry_after is not None else policy.wait_seconds(err, attempt)
                 limit.release(rate_limited_for=wait_for)
+                metrics.rate_limited(wait_for)
                 hook.log.warning(
                     "DevRev %s rate limited (429); every worker pauses %.1f s, then %d in flight at most "
                     "(attempt %d of %d for this session)",
@@ -185,6 +192,8 @@ def fetch_all(
                 raise
             else:
                 limit.release()
+                with progress_lock:
+                    progress.add(sessions=1)
                 return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_devrev import metrics
 from airflow_provider_devrev._compat import BaseHook, mask_secret
 from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection
 from airflow_provider_devrev.contract import (
@@ -200,11 +201,16 @@ class DevRevHook(BaseHook):
 
     def _iter_pages(self, query: SessionQuery) -> Iterator[dict[str, Any]]:
         # Separate from iter_sessions so that bad arguments raise when it is called, not at the first next().
+        from airflow_provider_devrev.progress import Progress
+
         cursors = CursorTrail()
+        progress = Progress(self.log, f"Listing {query.platform} sessions")
         while True:
             request = query.page_request(cursors.current)
             page = parse_page(request, self.call(request))
-            yield from (session for session in page.sessions if query.in_interval(session))
+            kept = [session for session in page.sessions if query.in_interval(session)]
+            progress.add(pages=1, sessions=len(kept))
+            yield from kept
             if not cursors.advance(request, page.next_cursor):
                 return
 
@@ -330,6 +336,7 @@ class DevRevHook(BaseHook):
             raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
         except requests.RequestException as err:
             raise no_response_error(request, settings.base_url) from err
+        metrics.request_answered(request.path, response.status_code)
         try:
             return parse_response(request, response.status_code, response.headers, response.content)
         except DevRevError as err:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_devrev import metrics
 from airflow_provider_devrev._arguments import LazyHookMixin, SessionArgumentsMixin, validate_listing_arguments
-from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
+from airflow_provider_devrev._compat import (
+    AirflowFailException,
+    AirflowRescheduleException,
+    BaseOperator,
+    conf,
+    date_time_trigger,
+)
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.listing import to_utc
+from airflow_provider_devrev.settle import DEFAULT_SETTLE, validate_settle, wait_until
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -82,6 +91,14 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
     timetable gives manual and cron runs a zero-width interval) fails with an explanation rather than
     silently exporting nothing; use ``CronDataIntervalTimetable`` (or pass both bounds).
 
+    Late uploads: DevRev's SDKs upload a session after it ends (a crash usually when the app is next
+    launched), so a session created at 23:50 may only appear at 00:30. The task therefore does not list
+    before ``created_before + settle`` (two hours by default). Until then, a deferrable task (the default
+    follows ``[operators] default_deferrable``) defers on Airflow's date-time trigger and frees its worker
+    slot; otherwise it is rescheduled for that moment, as a sensor in reschedule mode is. Once that moment
+    has passed (a backfill, a rerun) it lists at once. A session uploaded later than ``settle`` after its
+    interval ended is in no file: raise ``settle`` if your users' uploads come later.
+
     Where the result goes:
 
     - without ``output_path``, the sessions themselves become the ``return_value`` XCom (a list of session
@@ -105,11 +122,19 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
         e.g. ``"file:///data/devrev/{{ ds }}/crashes.jsonl"``.
     :param max_xcom_sessions: The most sessions returned as XCom (default 1,000).
     :param page_size: Sessions per request (1 to 100); DevRev's default when left out.
+    :param settle: How long after the interval's end (``created_before``) to wait before listing, so that
+        sessions uploaded late are in (a ``timedelta``, default two hours; ``timedelta(0)`` lists at once).
+        Ignored when there is no upper bound.
+    :param deferrable: Wait for ``settle`` on the triggerer instead of in reschedule mode (default
+        ``[operators] default_deferrable``).
     :param devrev_conn_id: The DevRev connection. Templated.
     :param timeout: Seconds to wait for each read of an answer (overrides the connection's ``timeout``).
     :param max_retries: Retries of a 429, 5xx, connection error or timeout (overrides the connection's).
     :param max_retry_wait: Longest ``Retry-After`` waited out; a longer one fails the task at once.
     """
+
+    #: The current time; tests replace it with the clock their simulator runs on.
+    clock: Callable[[], datetime] = staticmethod(lambda: datetime.now(timezone.utc))
 
     template_fields: Sequence[str] = (
         "platform",
@@ -134,6 +159,8 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
         output_path: Any = None,
         max_xcom_sessions: int = DEFAULT_MAX_XCOM_SESSIONS,
         page_size: int | None = None,
+        settle: timedelta = DEFAULT_SETTLE,
+        deferrable: bool | None = None,
         devrev_conn_id: str = "devrev_default",
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -142,6 +169,10 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         validate_listing_arguments(platform, version_key, filters)
+        self.settle = validate_settle(settle)
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
         if isinstance(max_xcom_sessions, bool) or not isinstance(max_xcom_sessions, int) or max_xcom_sessions < 1:
             raise DevRevInvalidInputError("max_xcom_sessions", max_xcom_sessions, "must be an int >= 1")
         self.platform = platform
@@ -156,8 +187,33 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
+    @property
+    def reschedule(self) -> bool:
+        """Read by Airflow's scheduler: a non-deferrable task waits for ``settle`` as a rescheduled sensor."""
+        return not self.deferrable
+
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
         after, before = self._interval(context)
+        ready = wait_until(to_utc(before, "created_before"), self.settle, type(self).clock())
+        if ready is not None:
+            how = "deferring" if self.deferrable else "rescheduling"
+            self.log.info(
+                "Sessions of this interval may still be uploading: %s until %s (created_before + settle %s)",
+                how,
+                ready.isoformat(),
+                self.settle,
+            )
+            if self.deferrable:
+                self.defer(trigger=date_time_trigger(ready), method_name="execute_complete")
+            raise AirflowRescheduleException(ready)
+        return self._list(after, before)
+
+    def execute_complete(self, context: Context, event: Any = None) -> list[dict[str, Any]] | dict[str, Any]:
+        """Resume after the date-time trigger fired at ``created_before + settle``: list the interval now."""
+        after, before = self._interval(context)
+        return self._list(after, before)
+
+    def _list(self, after: Any, before: Any) -> list[dict[str, Any]] | dict[str, Any]:
         sessions = self.hook.iter_sessions(
             self.platform,
             self.version_key,
@@ -169,6 +225,7 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
         where = f"created_at in [{after or '-inf'}, {before or '+inf'})"
         if self.output_path is not None:
             path, count = write_json_lines(self.output_path, sessions)
+            metrics.incr("sessions_exported", count)
             self.log.info("Wrote %d sessions (%s) to %s", count, where, path)
             return {"path": path, "count": count}
         result: list[dict[str, Any]] = []
@@ -181,6 +238,7 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
                     "holds the path and the count; or raise max_xcom_sessions"
                 )
             result.append(session)
+        metrics.incr("sessions_exported", len(result))
         self.log.info("Listed %d sessions (%s)", len(result), where)
         return result
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, PLATFORMS
-from airflow_provider_devrev.testing.filters import build_filter
+from airflow_provider_devrev.testing.filters import build_filter, created_range
 from airflow_provider_devrev.testing.protocol import (
     ApiError,
     Params,
@@ -94,6 +94,8 @@ def sessions_list(params: Params, store: SessionStore, *, now: float, page_size:
     mode = params.enum("mode", LIST_MODES) or "after"
     sort = parse_sort(params.string_list("sort_by"))
     matches = build_filter(params, kind) if kind is not None else _match_all
+    created = params.obj("created_at") if kind is not None else None
+    created_from = created_range(created)[0] if created is not None else None
     cursor = None
     if cursor_text:
         try:
@@ -104,6 +106,7 @@ def sessions_list(params: Params, store: SessionStore, *, now: float, page_size:
         version_key=version_key,
         platform=platform,
         matches=matches,
+        created_from=created_from,
         sort=sort,
         cursor=cursor,
         mode=mode,

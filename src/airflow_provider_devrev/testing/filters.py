@@ -121,6 +121,12 @@ def _timestamp(params: Params, name: str) -> float | None:
         ) from None
 
 
+def created_range(params: Params) -> tuple[float | None, float | None]:
+    """A ``created_at`` filter as an inclusive ``(after, before)`` pair of epoch seconds (validated again
+    by :func:`build_filter`); the store uses ``after`` to skip older sessions without testing each one."""
+    return _date_range(params)
+
+
 def _date_range(params: Params) -> tuple[float | None, float | None]:
     """``date-filter`` as an inclusive ``(after, before)`` pair of epoch seconds."""
     kind = params.enum("type", ("preset", "range"), required=True)

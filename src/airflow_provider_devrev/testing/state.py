@@ -1,7 +1,7 @@
 """The data-set half of :class:`~airflow_provider_devrev.testing.simulator.DevRevSimulator`.
 
-Kept apart from the HTTP half so the rules of what clients can see (appearance after K lookups or after
-T clock seconds) read in one place.
+Kept apart from the HTTP half so the rules of what clients can see (appearance after K lookups, after
+T clock seconds, or from clock time T) read in one place.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class SimulatorState:
         version_key: str,
         appear_after_requests: int | None = None,
         appear_after_seconds: float | None = None,
+        appear_at: float | None = None,
     ) -> dict[str, Any]:
         """Add (or replace, same version key and id) a session; returns a copy of what is stored.
 
@@ -83,6 +84,9 @@ class SimulatorState:
             it is also missing from lists. Other requests do not count.
         :param appear_after_seconds: T: visible once ``clock() - clock_at_add >= T``. With both set, both
             conditions must hold.
+        :param appear_at: the clock value from which it is visible: its upload time, on the simulator's clock
+            (construct the simulator with ``clock=time.time``, or a fake clock, for this to be a date).
+            Combines with the other conditions.
         :raises ValueError: for a session the simulator cannot serve or a negative/zero condition.
         """
         with self._lock:
@@ -92,6 +96,7 @@ class SimulatorState:
                 now=self._clock(),
                 appear_after_requests=appear_after_requests,
                 appear_after_seconds=appear_after_seconds,
+                appear_at=appear_at,
             )
 
     def remove_session(self, session_id: str, *, version_key: str | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import copy
 import heapq
 import json
@@ -45,6 +46,7 @@ class Entry:
     appear_after_requests: int | None
     appear_after_seconds: float | None
     lookups: int = 0
+    appear_at: float | None = None
 
     @property
     def session_id(self) -> str:
@@ -56,6 +58,8 @@ class Entry:
         :param now: the simulator clock's current value.
         """
         if self.appear_after_requests is not None and self.lookups < self.appear_after_requests:
+            return False
+        if self.appear_at is not None and now < self.appear_at:
             return False
         return self.appear_after_seconds is None or now - self.added_at >= self.appear_after_seconds
 
@@ -101,6 +105,10 @@ class SessionStore:
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], Entry] = {}
         self._by_scope: dict[tuple[str, str], dict[str, Entry]] = {}
+        # Per scope, its entries in created_at order, rebuilt on the first list after a change: a list with a
+        # created_at lower bound then skips the older sessions instead of testing each (flat cost per page
+        # for a client that lists only recent sessions of a large store).
+        self._by_created: dict[tuple[str, str], tuple[list[float], list[Entry]]] = {}
 
     def add(
         self,
@@ -110,6 +118,7 @@ class SessionStore:
         now: float,
         appear_after_requests: int | None = None,
         appear_after_seconds: float | None = None,
+        appear_at: float | None = None,
     ) -> dict[str, Any]:
         """Store a deep copy of ``session``, replacing any session with the same version key and id.
 
@@ -118,6 +127,7 @@ class SessionStore:
         :param now: clock value at which ``appear_after_seconds`` starts counting.
         :param appear_after_requests: lookups needed before it is found (the K-th finds it).
         :param appear_after_seconds: clock seconds before it is visible.
+        :param appear_at: the clock value from which it is visible (its upload time).
         :returns: a copy of what was stored.
         """
         platform = session_platform(session)
@@ -136,10 +146,12 @@ class SessionStore:
             added_at=now,
             appear_after_requests=appear_after_requests,
             appear_after_seconds=appear_after_seconds,
+            appear_at=appear_at,
         )
         self._discard(version_key, entry.session_id)
         self._by_key[(version_key, entry.session_id)] = entry
         self._by_scope.setdefault((version_key, platform), {})[entry.session_id] = entry
+        self._by_created.pop((version_key, platform), None)
         return copy.deepcopy(stored)
 
     def _discard(self, version_key: str, session_id: str) -> bool:
@@ -147,6 +159,7 @@ class SessionStore:
         if old is None:
             return False
         del self._by_scope[(version_key, old.platform)][session_id]
+        self._by_created.pop((version_key, old.platform), None)
         return True
 
     def remove(self, session_id: str, version_key: str | None = None) -> int:
@@ -184,17 +197,19 @@ class SessionStore:
         mode: str,
         limit: int,
         now: float,
+        created_from: float | None = None,
     ) -> tuple[list[dict[str, Any]], SortKey | None, SortKey | None]:
         """One page of a list request.
 
         :param mode: ``after`` (entries after ``cursor``, or from the start) or ``before`` (entries before
             ``cursor``, or from the end); either way the page is in ``sort`` order.
+        :param created_from: the request's inclusive ``created_at`` lower bound, if any (``matches`` applies
+            it too; this only skips the entries below it).
         :returns: ``(sessions, next_key, prev_key)``; a key is None when nothing lies beyond that side.
         """
-        scope = self._by_scope.get((version_key, platform), {})
         candidates = [
             (entry.sort_key(sort), entry)
-            for entry in scope.values()
+            for entry in self._scope_from((version_key, platform), created_from)
             if entry.visible(now) and matches(entry.session, entry.created_ts)
         ]
         if mode == "before":
@@ -213,6 +228,17 @@ class SessionStore:
         next_key = chosen[-1][0] if chosen and more_after else None
         prev_key = chosen[0][0] if chosen and more_before else None
         return sessions, next_key, prev_key
+
+    def _scope_from(self, scope: tuple[str, str], created_from: float | None) -> list[Entry]:
+        entries = self._by_scope.get(scope, {})
+        if created_from is None:
+            return list(entries.values())
+        index = self._by_created.get(scope)
+        if index is None:
+            ordered = sorted(entries.values(), key=lambda entry: entry.created_ts)
+            index = self._by_created[scope] = ([entry.created_ts for entry in ordered], ordered)
+        times, ordered = index
+        return ordered[bisect.bisect_left(times, created_from) :]
 
 
 def sort_spec_text(sort: SortSpec) -> str:

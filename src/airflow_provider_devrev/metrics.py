@@ -1,0 +1,67 @@
+"""
+The provider's metrics, through Airflow's own metrics interface (StatsD or OpenTelemetry, as the deployment
+configures ``[metrics]``), every name under ``devrev.``:
+
+- ``devrev.requests.<endpoint>.<status>``: each HTTP answer, by endpoint (``observability_sessions_list``,
+  ``observability_sessions_get``, ``dev-users_self``) and status; ``no_response`` when none came.
+- ``devrev.retries``: each retry the hook makes; ``devrev.rate_limited``: each 429 waited out (the hook's
+  retries and ``get_sessions``' shared pauses); ``devrev.rate_limited_wait_seconds``: the seconds waited.
+- ``devrev.sessions_exported``: sessions written or returned by ``ListSessionsOperator``.
+- ``devrev.watcher.polls``, ``devrev.watcher.poll_errors``, ``devrev.watcher.events`` (events handed to
+  Airflow) and ``devrev.watcher.sessions`` (sessions in them): the ``DevRevNewSessionsTrigger``.
+
+A metric never fails the work it counts: any error of the metrics backend is swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+PREFIX = "devrev"
+
+_log = logging.getLogger(__name__)
+# 429 pauses in this process, for the progress lines of long work (the counter above goes to Airflow).
+_rate_limited = 0
+
+
+def _stats() -> Any:
+    from airflow_provider_devrev._compat import stats
+
+    return stats()
+
+
+def incr(name: str, count: int = 1) -> None:
+    """Add ``count`` to the counter ``devrev.<name>``."""
+    if count <= 0:
+        return
+    try:
+        _stats().incr(f"{PREFIX}.{name}", count)
+    except Exception as err:  # a metrics backend's failure is not the task's
+        _log.debug("Could not emit metric %s.%s: %s", PREFIX, name, err)
+
+
+def request_answered(path: str, status: int | None) -> None:
+    """Count one answer (or none) from ``path``, e.g. ``/observability.sessions.list``."""
+    endpoint = path.strip("/").replace(".", "_") or "root"
+    incr(f"requests.{endpoint}.{status if status is not None else 'no_response'}")
+
+
+def retry_waited(status: int | None, wait: float) -> None:
+    """Count one retry, and a 429's wait."""
+    incr("retries")
+    if status == 429:
+        rate_limited(wait)
+
+
+def rate_limited(wait: float) -> None:
+    """Count one 429 waited out, and its wait."""
+    global _rate_limited
+    _rate_limited += 1
+    incr("rate_limited")
+    incr("rate_limited_wait_seconds", round(wait))
+
+
+def rate_limited_count() -> int:
+    """429 pauses waited out by this process so far."""
+    return _rate_limited

@@ -1,0 +1,181 @@
+"""
+The provider's metrics, read back from a real StatsD listener: a UDP socket on loopback that this test owns,
+with Airflow's own ``[metrics] statsd_*`` settings pointing at it (Airflow's StatsD client does the sending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_devrev.hooks.devrev import DevRevHook
+from airflow_provider_devrev.operators.devrev import ListSessionsOperator
+from airflow_provider_devrev.progress import PROGRESS_EVERY, Progress
+
+VERSION = "com.example.app@1.0.0"
+LIST = "/observability.sessions.list"
+DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+#: Real seconds to wait for the datagrams already sent (loopback: they are there at once).
+RECEIVE_DEADLINE = 10.0
+
+pytestmark = pytest.mark.devrev_simulator(seed_data=False, page_size=2)
+
+
+@pytest.fixture
+def statsd(monkeypatch):
+    """A UDP socket on 127.0.0.1, and Airflow's metrics configured to send to it; yields a reader."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(listener.getsockname()[1]))
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PREFIX", "airflow")
+    reset = _use_configured_backend(monkeypatch)
+    received: list[str] = []
+
+    def read_until(expected: dict[str, int]) -> dict[str, int]:
+        """The counters received, once they reach ``expected`` (or the deadline passes)."""
+        deadline = time.monotonic() + RECEIVE_DEADLINE
+        while True:
+            totals = counters(received)
+            if all(totals.get(f"airflow.{name}", 0) >= count for name, count in expected.items()):
+                return totals
+            if time.monotonic() > deadline:
+                return totals
+            try:
+                data = listener.recv(65535)
+            except TimeoutError:
+                continue
+            received.extend(data.decode().splitlines())
+
+    try:
+        yield read_until
+    finally:
+        listener.close()
+        reset()
+
+
+def _use_configured_backend(monkeypatch):
+    """Make Airflow's metrics object build its backend from the settings above, as its processes do at start."""
+    try:
+        from airflow.observability.metrics import stats_utils
+        from airflow.sdk.observability import stats
+    except ImportError:  # Airflow 2.11 to 3.2: a metaclass builds the client on first use
+        from airflow.stats import Stats
+
+        try:
+            from airflow.metrics import statsd_logger
+        except ImportError:
+            from airflow.observability.metrics import statsd_logger  # type: ignore[no-redef]
+        monkeypatch.setattr(type(Stats), "factory", statsd_logger.get_statsd_logger)
+        # The metaclass caches the client on Stats itself, from the first use in this process.
+        monkeypatch.setattr(Stats, "instance", None, raising=False)
+        with warnings.catch_warnings():  # 2.11 warns about its own timer units while building the client
+            warnings.simplefilter("ignore")
+            getattr(Stats, "incr")  # noqa: B009 - the attribute access builds the client
+        return lambda: None
+    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+    return lambda: stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+
+
+def counters(lines: list[str]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        value, _, kind = rest.partition("|")
+        if kind.startswith("c"):
+            totals[name] = totals.get(name, 0) + int(float(value))
+    return totals
+
+
+def add(sim, session_id, moment):
+    session = sim.make_session("mobile", platform="android", session_id=session_id, created_at=moment, is_crash=True)
+    sim.add_session(session, version_key=VERSION)
+
+
+def test_requests_retries_429s_and_exported_sessions_reach_statsd(devrev_simulator, statsd):
+    sim = devrev_simulator
+    for number in range(3):
+        add(sim, f"s{number}", DAY + timedelta(hours=number))
+    sim.add_fault("rate_limit", retry_after=0, path=LIST)
+    op = ListSessionsOperator(task_id="export", platform="android", version_key=VERSION, settle=timedelta(0))
+    op.hook._sleep = lambda seconds: None
+
+    result = op.execute({"data_interval_start": DAY, "data_interval_end": DAY + timedelta(days=1)})
+
+    assert [session["session_id"] for session in result] == ["s0", "s1", "s2"]
+    expected = {
+        "devrev.requests.observability_sessions_list.429": 1,
+        "devrev.requests.observability_sessions_list.200": 2,  # 3 sessions, 2 a page
+        "devrev.retries": 1,
+        "devrev.rate_limited": 1,
+        "devrev.sessions_exported": 3,
+    }
+    totals = statsd(expected)
+    assert {name: totals.get(f"airflow.{name}") for name in expected} == expected
+
+
+def test_watcher_polls_and_events_reach_statsd(devrev_simulator, statsd, monkeypatch):
+    from airflow_provider_devrev.triggers.devrev import DevRevNewSessionsTrigger
+    from tests.triggers.test_new_sessions_trigger import T0, Driver, crash_trigger
+
+    driver = Driver(start=T0)
+    monkeypatch.setattr(DevRevNewSessionsTrigger, "clock", staticmethod(driver.time))
+    monkeypatch.setattr(DevRevNewSessionsTrigger, "sleep", staticmethod(driver.sleep))
+
+    async def scenario():
+        driver.watch(crash_trigger(version_key=VERSION))
+        assert await driver.poll() == []
+        for number in range(2):
+            add(devrev_simulator, f"new-{number}", datetime.fromtimestamp(driver.now - 30, tz=timezone.utc))
+        assert len(await driver.poll()) == 2
+        await driver.stop()
+
+    asyncio.run(scenario())
+    expected = {"devrev.watcher.polls": 2, "devrev.watcher.events": 2, "devrev.watcher.sessions": 2}
+    totals = statsd(expected)
+    assert {name: totals.get(f"airflow.{name}") for name in expected} == expected
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: object) -> None:
+        self.lines.append(message % args)
+
+
+def test_progress_logs_one_line_at_most_every_30_seconds():
+    now = [0.0]
+    log = Lines()
+    progress = Progress(log, "Listing android sessions", clock=lambda: now[0])
+    for _ in range(100):  # 100 pages of 100, one every 2 s: 200 s
+        now[0] += 2.0
+        progress.add(pages=1, sessions=100)
+    assert len(log.lines) == int(200 // PROGRESS_EVERY)
+    assert log.lines[0].startswith("Listing android sessions: 15 pages, 1500 sessions so far in 30 s (50.0 sessions/s)")
+    assert log.lines[-1].endswith("0 rate-limit (429) pauses")
+
+
+def test_the_hooks_export_logs_progress_not_a_line_per_page(devrev_simulator, monkeypatch, caplog):
+    import airflow_provider_devrev.progress as progress_module
+
+    for number in range(10):
+        add(devrev_simulator, f"p{number}", DAY + timedelta(minutes=number))
+    ticks = iter(range(0, 10_000, 10))  # one clock reading per page, each 10 s later than the last
+    monkeypatch.setattr(progress_module.Progress, "clock", staticmethod(lambda: float(next(ticks))))
+    hook = DevRevHook()
+    lines = Lines()
+    monkeypatch.setattr(DevRevHook, "log", lines)
+
+    assert len(list(hook.iter_sessions("android", VERSION, created_after=DAY))) == 10
+
+    # 5 pages of 2 over 50 s: one line, at the first page 30 s after the start, not one per page.
+    assert len(lines.lines) == 1
+    assert lines.lines[0].startswith("Listing android sessions: 3 pages, 6 sessions so far in 30 s")
