@@ -24,6 +24,7 @@ two transports word them the same way. A proxy's password never appears in them.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -68,6 +69,13 @@ class Proxy:
         scheme, _, rest = self.url.partition("://")
         secret = ":***" if self.password else ""
         return f"{scheme}://{quote(self.username, safe='')}{secret}@{rest}"
+
+    def authorization(self) -> str | None:
+        """The ``Proxy-Authorization`` header value (basic auth) for the credentials, if any."""
+        if self.username is None:
+            return None
+        pair = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
 
     def url_with_credentials(self) -> str:
         """The URL ``requests`` needs (it sends the credentials as ``Proxy-Authorization``)."""

@@ -189,8 +189,10 @@ def route(network: NetworkSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if network.proxy is not None:
         kwargs["proxy"] = URL(network.proxy.url)
-        if network.proxy.username is not None:
-            kwargs["proxy_auth"] = aiohttp.BasicAuth(network.proxy.username, network.proxy.password or "")
+        authorization = network.proxy.authorization()
+        if authorization is not None:
+            # A header rather than aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
+            kwargs["proxy_headers"] = {"Proxy-Authorization": authorization}
     if not network.verify:
         kwargs["ssl"] = False
     elif network.ca_bundle is not None:
