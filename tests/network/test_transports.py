@@ -271,9 +271,8 @@ def test_one_pool_serves_connections_with_different_routes_and_cas_without_mixin
         async def both():
             async with _async_transport.shared_session() as pool:
                 hooks = [DevRevHook("direct"), DevRevHook("proxied"), DevRevHook("direct"), DevRevHook("proxied")]
-                got = await asyncio.gather(
-                    *(h.aget_session("android", s["session_id"], VERSION_KEY) for h, s in zip(hooks, [one, two] * 2))
-                )
+                pairs = zip(hooks, [one, two] * 2, strict=True)
+                got = await asyncio.gather(*(h.aget_session("android", s["session_id"], VERSION_KEY) for h, s in pairs))
                 settings = [await h.aget_settings() for h in hooks]
                 return got, pool, settings
 
