@@ -36,7 +36,9 @@ class DevRevHook(BaseHook):
 
     The connection's password is the API token; its host is the base URL (empty means
     ``https://api.devrev.ai``). Extras: ``timeout``, ``max_retries``, ``max_retry_wait``, ``api_scope`` and
-    ``allow_insecure_http``; the keyword arguments below override the first three.
+    ``allow_insecure_http``; the keyword arguments below override the first three. ``proxy``, ``ca_bundle``
+    and ``verify_tls`` (or the environment's proxy and CA variables) set the route and the trust of both
+    transports alike (:mod:`airflow_provider_devrev.network`).
 
     Nothing is looked up when the hook is built. The connection is read once, on first use, and one
     keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
