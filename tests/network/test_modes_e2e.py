@@ -124,7 +124,7 @@ def trigger_kwargs(monkeypatch) -> list[dict]:
 def test_every_mode_over_tls_and_proxies(
     case, mode, https_sim, proxy, secured_proxy, monkeypatch, airflow_db, trigger_kwargs, capsys, caplog
 ):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)  # urllib3 and aiohttp's DEBUG lines too: the password must not be in them
     case.setup(Net(https_sim, proxy, secured_proxy, monkeypatch))
     # Sensors see "not uploaded yet" once, so that a deferrable one defers and its trigger finds the session.
     session = add_session(https_sim, appear_after_requests=None if mode == "operator" else 2)
