@@ -158,8 +158,9 @@ def test_the_watcher_logs_a_tls_failure_once_per_poll_without_retrying_it_inside
     watch = asyncio.run(scenario())
 
     out = capsys.readouterr()
-    logged = " ".join((caplog.text + out.out + out.err).split())
-    assert logged.count("TLS certificate verification failed") == 2
+    # Once per poll in each log destination (Airflow 2.11 and 3.0 echo stdlib records to the console too).
+    places = (caplog.text, out.out + out.err)
+    assert max(" ".join(text.split()).count("TLS certificate verification failed") for text in places) == 2
     assert watch.events == []
     # One attempt per poll (no retry inside it), and the waits between polls grow as for any final error.
     assert https_sim.connections_opened == 2
