@@ -253,6 +253,17 @@ def test_iter_sessions_pages_through_the_proxy_over_tls(https_sim, proxy, monkey
     assert proxy.connects() == [f"127.0.0.1:{https_sim.port}"]
 
 
+def test_get_sessions_worker_threads_take_the_same_route_and_trust(https_sim, secured_proxy, monkeypatch):
+    use_connection(monkeypatch, https_sim, proxy=secured_proxy.url(f"{PROXY_USER}:{PROXY_PASSWORD}"))
+    sessions = [add_session(https_sim) for _ in range(6)]
+
+    got = DevRevHook().get_sessions("android", VERSION_KEY, [s["session_id"] for s in sessions], max_concurrency=3)
+
+    assert got == sessions
+    assert set(secured_proxy.connects()) == {f"127.0.0.1:{https_sim.port}"}
+    assert secured_proxy.auth_failures() == 0
+
+
 def test_aiter_sessions_pages_through_the_proxy_over_tls(https_sim, proxy, monkeypatch):
     from airflow_provider_devrev.listing import session_query
 
