@@ -50,16 +50,18 @@ class ForwardProxy:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
         self.forwarded_log.touch()
         # Its own process group: proxy.py forks an acceptor process, and stop() ends both.
-        self._process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        # Its output goes to a file, not a pipe nobody reads (a full pipe would block the proxy).
+        with (self._dir / "stderr.log").open("wb") as stderr:
+            self._process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not (port_file.exists() and port_file.read_text().strip()):
             if self._process.poll() is not None or time.monotonic() > deadline:
-                stderr = self._process.stderr.read().decode() if self._process.poll() is not None else ""
                 self.stop()
-                raise RuntimeError(f"proxy.py did not start: {stderr[-2000:]}")
-            time.sleep(0.05)
+                output = (self._dir / "stderr.log").read_text(errors="replace")
+                raise RuntimeError(f"proxy.py did not start: {output[-2000:]}")
+            time.sleep(0.05)  # polling for the port file, with a deadline
         self.port = int(port_file.read_text().split()[0])
         return self
 
@@ -74,8 +76,6 @@ class ForwardProxy:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
 
     def url(self, credentials: str | None = None) -> str:
         """``http://127.0.0.1:PORT``, with ``user:password@`` when ``credentials`` are given."""
