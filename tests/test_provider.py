@@ -49,7 +49,12 @@ def test_connection_form_declares_what_the_issue_asks():
         "max_retry_wait",
         "api_scope",
         "allow_insecure_http",
+        "proxy",
+        "ca_bundle",
+        "verify_tls",
     }
+    # Airflow 2.11's form has no typed fields: the placeholder of the extra JSON shows the network extras.
+    assert all(name in behaviour["placeholders"]["extra"] for name in ("proxy", "ca_bundle", "verify_tls"))
 
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from airflow_provider_devrev import __version__
 from airflow_provider_devrev.contract import DEFAULT_BASE_URL
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
+from airflow_provider_devrev.network import NetworkSettings, network_settings
 from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -66,6 +67,7 @@ class ConnectionSettings:
     :param read_timeout: Seconds to wait for each read of the answer.
     :param retry: The retry policy from ``max_retries`` and ``max_retry_wait``.
     :param api_scope: Sent as ``X-Devrev-Scope``; ``None`` sends no such header.
+    :param network: Proxy, CAs and TLS verification (:mod:`airflow_provider_devrev.network`).
     """
 
     base_url: str
@@ -74,6 +76,7 @@ class ConnectionSettings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     api_scope: str | None = DEFAULT_API_SCOPE
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     def headers(self) -> dict[str, str]:
         """The headers of every request: auth, JSON, scope, and who we are."""
@@ -95,10 +98,12 @@ def settings_from_connection(
     password: str | None,
     extra: Mapping[str, Any],
     options: HookOptions,
+    environ: Mapping[str, str] | None = None,
 ) -> ConnectionSettings:
     """
     Validate an Airflow connection's fields and extras, with the hook's overrides on top.
 
+    :param environ: The environment for the proxy and CA rules (``os.environ`` when left out).
     :raises DevRevInvalidInputError: an extra is not of its type, naming the extra and the connection.
     :raises DevRevError: no token, a token too short to be masked, or plain ``http://`` to a remote host.
     """
@@ -138,6 +143,7 @@ def settings_from_connection(
             max_retry_wait=DEFAULT_MAX_RETRY_WAIT if max_retry_wait is None else max_retry_wait,
         ),
         api_scope=api_scope or None,
+        network=network_settings(conn_id, base_url, extra, environ),
     )
 
 

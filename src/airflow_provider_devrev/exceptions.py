@@ -122,6 +122,28 @@ class DevRevUnexpectedResponseError(DevRevError):
     """The answer was not the JSON the contract promises: an HTML page from a proxy, a truncated body, ..."""
 
 
+class DevRevTLSError(DevRevError):
+    """
+    DevRev's certificate (or the one a re-signing proxy presented) did not verify: unknown CA, wrong host
+    name, expired. Final in every mode: waiting does not fix trust. Set the connection's ``ca_bundle``.
+    """
+
+
+class DevRevProxyError(DevRevError):
+    """
+    The proxy refused the tunnel to DevRev (407: credentials, 403: destination forbidden). Final in every
+    mode. A proxy that is down is a transient :class:`DevRevServerError` instead, like a DevRev that is down.
+    """
+
+
+#: Errors without an HTTP status from DevRev, by ``error_type``, so a trigger event can be turned back into
+#: the same class on the worker.
+ERROR_CLASS_BY_TYPE: dict[str, type[DevRevError]] = {
+    "tls_verification_failed": DevRevTLSError,
+    "proxy_refused": DevRevProxyError,
+}
+
+
 class DevRevInvalidInputError(DevRevError, ValueError):
     """
     An argument was rejected before any request was sent.
@@ -187,8 +209,10 @@ __all__ = [
     "DevRevInvalidInputError",
     "DevRevNotFoundError",
     "DevRevPayloadTooLargeError",
+    "DevRevProxyError",
     "DevRevRateLimitError",
     "DevRevServerError",
+    "DevRevTLSError",
     "DevRevUnexpectedResponseError",
     "error_class_for_status",
 ]

@@ -14,7 +14,9 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://api.devrev.ai",
         "password": "DevRev personal access token or service token",
-        "extra": '{"timeout": 30, "max_retries": 5, "max_retry_wait": 300, "api_scope": "beta"}',
+        "extra": '{"timeout": 30, "max_retries": 5, "max_retry_wait": 300, "api_scope": "beta", '
+        '"proxy": "http://proxy.example.com:3128", "ca_bundle": "/etc/ssl/certs/company-ca.pem", '
+        '"verify_tls": true}',
     },
 }
 
@@ -44,6 +46,23 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Allow plain http:// to a non-loopback host",
         "schema": {"type": ["boolean", "null"], "default": False},
         "description": "Off by default: the token would cross the network in clear text.",
+    },
+    "proxy": {
+        "label": "Proxy URL",
+        "schema": {"type": ["string", "null"]},
+        "description": "http://host:3128, or http://user:password@host:3128 (the password is masked). "
+        "Empty: HTTPS_PROXY / NO_PROXY from the environment.",
+    },
+    "ca_bundle": {
+        "label": "CA bundle (PEM file)",
+        "schema": {"type": ["string", "null"]},
+        "description": "CAs to trust instead of the system store, e.g. your proxy's re-signing CA. "
+        "Empty: REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system store.",
+    },
+    "verify_tls": {
+        "label": "Verify TLS certificates",
+        "schema": {"type": ["boolean", "null"], "default": True},
+        "description": "Turn off only on a lab network: the token could then be read by anyone in between.",
     },
 }
 

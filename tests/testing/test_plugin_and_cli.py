@@ -113,7 +113,7 @@ def test_simulator_modules_never_import_airflow() -> None:
     probe = textwrap.dedent(
         """
         import json, sys
-        from airflow_provider_devrev.testing import simulator, faults, data, store, api, filters, transport
+        from airflow_provider_devrev.testing import simulator, faults, data, store, api, filters, transport, tls
         import airflow_provider_devrev.testing.__main__
         print(json.dumps(sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))))
         """

@@ -12,6 +12,8 @@ Only the triggerer imports this module, so aiohttp never loads at DAG-parse time
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +27,11 @@ from airflow_provider_devrev import metrics
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response
 from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.network import (
+    NetworkSettings,
+    proxy_failure,
+    tls_error,
+)
 
 #: Open TCP connections per event loop. Polls beyond it queue for a free connection instead of opening
 #: more: DevRev's rate limit, not connection count, is what bounds useful concurrency.
@@ -131,6 +138,7 @@ async def _send_once(
     session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
 ) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
+    final: DevRevError | None = None
     try:
         async with session.request(
             request.method,
@@ -140,6 +148,7 @@ async def _send_once(
             headers=settings.headers(),
             timeout=timeout,
             allow_redirects=False,
+            **route(settings.network),
         ) as response:
             content = await response.read()
             status, headers = response.status, response.headers
@@ -149,10 +158,45 @@ async def _send_once(
         ) from err
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as err:
         raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+    except aiohttp.ClientConnectorCertificateError as err:
+        reason = getattr(err.certificate_error, "verify_message", None) or str(err.certificate_error)
+        final = tls_error(request.describe(), settings.base_url, settings.network, reason)
+    except aiohttp.ClientHttpProxyError as err:
+        final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, err.status)
+    except aiohttp.ClientProxyConnectionError:
+        final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None)
     except aiohttp.ClientError as err:
         raise no_response_error(request, settings.base_url) from err
+    if final is not None:
+        # Raised outside the handler, so that it carries no chain: aiohttp's proxy errors hold the
+        # CONNECT request, Proxy-Authorization header included.
+        raise final
     metrics.request_answered(request.path, status)
     try:
         return parse_response(request, status, headers, content)
     except DevRevError as err:
         raise settings.retry.check_wait_acceptable(err) from None
+
+
+@functools.lru_cache(maxsize=64)
+def route(network: NetworkSettings) -> dict[str, Any]:
+    """
+    The per-request arguments that take a call through its proxy with its CAs.
+
+    Per request, not per pool: every DevRev trigger on a loop shares one pool whatever its connection, and
+    aiohttp keys pooled connections by proxy and TLS context, so connections of different settings never
+    mix. Cached, so each distinct setting builds its ``SSLContext`` once (and its pooled connections are
+    reused); the default setting adds nothing, so the common case runs exactly as before.
+    """
+    kwargs: dict[str, Any] = {}
+    if network.proxy is not None:
+        kwargs["proxy"] = URL(network.proxy.url)
+        authorization = network.proxy.authorization()
+        if authorization is not None:
+            # A header rather than aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
+            kwargs["proxy_headers"] = {"Proxy-Authorization": authorization}
+    if not network.verify:
+        kwargs["ssl"] = False
+    elif network.ca_bundle is not None:
+        kwargs["ssl"] = ssl.create_default_context(cafile=network.ca_bundle)
+    return kwargs

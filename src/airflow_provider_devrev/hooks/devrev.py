@@ -20,6 +20,12 @@ from airflow_provider_devrev.contract import (
 )
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
 from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
+from airflow_provider_devrev.network import (
+    exception_chain,
+    proxy_failure,
+    tls_error,
+    tunnel_status,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -31,7 +37,9 @@ class DevRevHook(BaseHook):
 
     The connection's password is the API token; its host is the base URL (empty means
     ``https://api.devrev.ai``). Extras: ``timeout``, ``max_retries``, ``max_retry_wait``, ``api_scope`` and
-    ``allow_insecure_http``; the keyword arguments below override the first three.
+    ``allow_insecure_http``; the keyword arguments below override the first three. ``proxy``, ``ca_bundle``
+    and ``verify_tls`` (or the environment's proxy and CA variables) set the route and the trust of both
+    transports alike (:mod:`airflow_provider_devrev.network`).
 
     Nothing is looked up when the hook is built. The connection is read once, on first use, and one
     keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
@@ -89,7 +97,10 @@ class DevRevHook(BaseHook):
             conn = self.get_connection(self.devrev_conn_id)
             if conn.password:
                 mask_secret(conn.password)
-            self._settings = self._settings_from(conn, conn.extra_dejson)
+            settings = self._settings_from(conn, conn.extra_dejson)
+            if settings.network.proxy and settings.network.proxy.password:
+                mask_secret(settings.network.proxy.password)
+            self._settings = settings
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
@@ -102,7 +113,7 @@ class DevRevHook(BaseHook):
         return self._settings
 
     def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        return settings_from_connection(
+        settings = settings_from_connection(
             self.devrev_conn_id,
             host=conn.host,
             port=conn.port,
@@ -110,6 +121,13 @@ class DevRevHook(BaseHook):
             extra=extra,
             options=self.options,
         )
+        if not settings.network.verify:
+            self.log.warning(
+                "Connection %r has verify_tls=false: DevRev's TLS certificate is NOT verified, so anyone on "
+                "the network path can read the token and the sessions. Use ca_bundle instead if you can.",
+                self.devrev_conn_id,
+            )
+        return settings
 
     def get_conn(self) -> requests.Session:
         """The hook's keep-alive ``requests.Session``, built on first use with the connection's headers."""
@@ -118,6 +136,11 @@ class DevRevHook(BaseHook):
 
             http = requests.Session()
             http.headers.update(self.settings.headers())
+            # The route and trust were decided once, in network.py; requests must not redo it from the
+            # environment (the async transport could not follow it there).
+            http.trust_env = False
+            http.proxies = self.settings.network.requests_proxies()
+            http.verify = self.settings.network.requests_verify()
             self._http = http
         return self._http
 
@@ -320,24 +343,57 @@ class DevRevHook(BaseHook):
     def _send_once(self, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
         import requests
 
+        final: DevRevError | None = None
         try:
-            response = self.get_conn().request(
-                request.method,
-                request.url(settings.base_url),
-                json=request.body,
-                timeout=(settings.connect_timeout, settings.read_timeout),
-                allow_redirects=False,
-            )
+            response = self._request(request, settings)
         except requests.ConnectTimeout as err:
             raise no_response_error(
                 request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
             ) from err
         except requests.Timeout as err:
             raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+        except requests.exceptions.SSLError as err:
+            final = _tls_failure(request, settings, err)
+            if final is None:
+                raise no_response_error(request, settings.base_url) from err
+        except requests.exceptions.ProxyError as err:
+            final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(err))
         except requests.RequestException as err:
             raise no_response_error(request, settings.base_url) from err
+        if final is not None:
+            # Raised outside the handler, so that it carries no chain: requests' exceptions hold the
+            # proxy's Proxy-Authorization header in their attributes.
+            raise final
         metrics.request_answered(request.path, response.status_code)
         try:
             return parse_response(request, response.status_code, response.headers, response.content)
         except DevRevError as err:
             raise settings.retry.check_wait_acceptable(err) from None
+
+    def _request(self, request: ApiRequest, settings: ConnectionSettings) -> requests.Response:
+        kwargs: dict[str, Any] = {
+            "json": request.body,
+            "timeout": (settings.connect_timeout, settings.read_timeout),
+            "allow_redirects": False,
+        }
+        if settings.network.verify:
+            return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        # The hook warned once (verify_tls=false); urllib3 would warn again at every request.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
+
+
+def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError | None:
+    """The final error for a certificate that did not verify, or ``None`` for another TLS failure (transient)."""
+    import ssl
+
+    for link in exception_chain(error):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            reason = link.verify_message or str(link)
+            return tls_error(request.describe(), settings.base_url, settings.network, reason)
+    return None

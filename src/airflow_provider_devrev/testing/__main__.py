@@ -1,8 +1,8 @@
 """``python -m airflow_provider_devrev.testing`` / ``devrev-simulator``: run the simulator in the foreground.
 
-Prints the URL and an ``export AIRFLOW_CONN_DEVREV_DEFAULT=...`` line (which includes the simulator's
-token: it is a test token the simulator was told to accept, not a DevRev credential), then serves until
-SIGINT or SIGTERM and exits 0.
+Prints the URL (with ``--tls``, also the throw-away CA's file) and an ``export AIRFLOW_CONN_DEVREV_DEFAULT=...``
+line (which includes the simulator's token: it is a test token the simulator was told to accept, not a DevRev
+credential), then serves until SIGINT or SIGTERM and exits 0.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data set (default 0)")
     parser.add_argument("--page-size", type=int, default=50, help="default list page size (default 50)")
     parser.add_argument("--empty", action="store_true", help="start without the seeded data set")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throw-away CA (needs trustme); the connection's ca_bundle names its file",
+    )
     return parser
 
 
@@ -55,9 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             page_size=args.page_size,
             seed_data=not args.empty,
+            tls=args.tls,
         )
         simulator.start()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"devrev-simulator: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         print(f"DevRev simulator listening on {simulator.url}")
+        if simulator.ca_file:
+            print(f"CA certificate (trust it as the connection's ca_bundle): {simulator.ca_file}")
         print(f"export AIRFLOW_CONN_DEVREV_DEFAULT={shlex.quote(simulator.connection_json())}", flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.5):

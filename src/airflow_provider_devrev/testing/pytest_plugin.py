@@ -12,6 +12,9 @@ Usage::
     @pytest.mark.devrev_simulator(page_size=5, seed_data=False)
     def test_empty(devrev_simulator): ...
 
+    @pytest.mark.devrev_simulator(tls=True)  # HTTPS; the connection's ca_bundle is devrev_simulator.ca_file
+    def test_https(devrev_simulator): ...
+
 The marker's keyword arguments go to :class:`~airflow_provider_devrev.testing.DevRevSimulator`.
 """
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from airflow_provider_devrev.testing.tls import ThrowawayTLS
+
 __all__ = ["DEFAULT_TOKEN", "DevRevSimulator", "RecordedRequest", "is_loopback"]
 
 
@@ -139,6 +141,12 @@ class DevRevSimulator(SimulatorState):
     :param rate_limit: ``(requests, per_seconds)`` per fixed window of ``clock``; over it, 429 with
         ``Retry-After``. When set, responses carry ``X-Ratelimit-Limit/-Remaining/-Reset``.
     :param seed_data: False starts with no sessions at all.
+    :param tls: serve HTTPS with a throw-away CA made for this simulator (needs ``trustme``, from the
+        ``testing`` extra); :attr:`ca_file` is that CA's PEM file, and :meth:`connection_json` puts it in
+        the connection's ``ca_bundle`` extra.
+    :param tls_certificate: with ``tls``, the certificate presented: ``valid`` (for 127.0.0.1, ``::1`` and
+        localhost), ``wrong_host`` (issued to another name) or ``expired``; both broken ones are signed by
+        the same CA, so a client trusting :attr:`ca_file` fails on exactly that one problem.
     :raises ValueError: for a non-loopback host or an invalid option.
     """
 
@@ -153,6 +161,8 @@ class DevRevSimulator(SimulatorState):
         page_size: int = 50,
         rate_limit: tuple[int, float] | None = None,
         seed_data: bool = True,
+        tls: bool = False,
+        tls_certificate: str = "valid",
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: the simulator binds loopback addresses only")
@@ -178,6 +188,11 @@ class DevRevSimulator(SimulatorState):
         self._server: transport.HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._seeded_keys = list(SEED_VERSION_KEYS) if seed_data else []
+        self._tls: ThrowawayTLS | None = None
+        if tls:
+            from airflow_provider_devrev.testing.tls import ThrowawayTLS
+
+            self._tls = ThrowawayTLS(tls_certificate)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -189,7 +204,8 @@ class DevRevSimulator(SimulatorState):
         with self._state_lock:
             if self._server is not None:
                 return self
-            server, thread = transport.serve((self._host, self._port), _App(self))
+            context = self._tls.server_context if self._tls else None
+            server, thread = transport.serve((self._host, self._port), _App(self), context)
             self._port = server.server_port
             self._server, self._thread = server, thread
         return self
@@ -232,11 +248,21 @@ class DevRevSimulator(SimulatorState):
 
     @property
     def url(self) -> str:
-        """Base URL such as ``http://127.0.0.1:8765``, valid once the port is known."""
+        """Base URL such as ``http://127.0.0.1:8765`` (``https://`` with ``tls``), once the port is known."""
         if not self._port:
             raise RuntimeError("the simulator has no port yet; call start() first")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{self.scheme}://{host}:{self._port}"
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serving TLS, else ``http``."""
+        return "https" if self._tls else "http"
+
+    @property
+    def ca_file(self) -> str | None:
+        """With ``tls``, the path of the throw-away CA's PEM file (trust it to reach the simulator); else None."""
+        return self._tls.ca_file if self._tls else None
 
     @property
     def token(self) -> str:
@@ -270,24 +296,32 @@ class DevRevSimulator(SimulatorState):
     def connection_json(self, conn_type: str = "devrev", **extra: Any) -> str:
         """JSON for ``AIRFLOW_CONN_DEVREV_DEFAULT``: host is the full URL, password the token.
 
+        With ``tls``, the extra ``ca_bundle`` is :attr:`ca_file` unless given (``ca_bundle=None`` leaves the
+        CA out, to see a client refuse the simulator).
+
         :param conn_type: the Airflow connection type.
         :param extra: the connection's extra fields.
         """
+        if self._tls:
+            extra.setdefault("ca_bundle", self._tls.ca_file)
         return json.dumps({"conn_type": conn_type, "host": self.url, "password": self._token, "extra": extra})
 
     def connection_uri(self, **extra: Any) -> str:
         """URI form, ``devrev://:TOKEN@http%3A%2F%2F127.0.0.1%3APORT/?key=value``, everything percent-encoded.
 
-        The simulator speaks plain ``http``, and a URI keeps a scheme in its host only percent-encoded
-        (Airflow's convention): Airflow then reads the host as ``http://127.0.0.1:PORT``.
+        A URI keeps a scheme in its host only percent-encoded (Airflow's convention): Airflow then reads
+        the host as ``http://127.0.0.1:PORT`` (``https://`` with ``tls``, and ``ca_bundle`` as for
+        :meth:`connection_json`).
 
         :param extra: extra fields as query parameters (bools as ``true``/``false``, containers as JSON).
         """
         host = f"[{self._host}]" if ":" in self._host else self._host
         if not self._port:
             raise RuntimeError("the simulator has no port yet; call start() first")
+        if self._tls:
+            extra.setdefault("ca_bundle", self._tls.ca_file)
         query = urlencode({key: _uri_value(value) for key, value in extra.items()}, quote_via=quote)
-        base = quote(f"http://{host}:{self._port}", safe="")
+        base = quote(f"{self.scheme}://{host}:{self._port}", safe="")
         return f"devrev://:{quote(self._token, safe='')}@{base}/" + (f"?{query}" if query else "")
 
     # -- token, faults, request log ------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -46,14 +48,17 @@ class Application(Protocol):
     def begin(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> Exchange: ...
 
 
-def serve(address: tuple[str, int], app: Application) -> tuple[HttpServer, threading.Thread]:
+def serve(
+    address: tuple[str, int], app: Application, ssl_context: ssl.SSLContext | None = None
+) -> tuple[HttpServer, threading.Thread]:
     """Bind ``address`` and serve ``app`` from a daemon thread.
 
     :param address: ``(host, port)``; port 0 picks a free port (read it from ``server.server_port``).
     :param app: the application.
+    :param ssl_context: a server-side context to serve HTTPS; ``None`` serves plain HTTP.
     :raises OSError: when the address cannot be bound.
     """
-    server = HttpServer(address, app)
+    server = HttpServer(address, app, ssl_context)
     thread = threading.Thread(target=server.accept_loop, name="devrev-simulator", daemon=True)
     thread.start()
     return server, thread
@@ -82,9 +87,10 @@ class HttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: Application) -> None:
+    def __init__(self, address: tuple[str, int], app: Application, ssl_context: ssl.SSLContext | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.app = app
+        self.ssl_context = ssl_context
         self.stop_event = threading.Event()
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
@@ -104,6 +110,21 @@ class HttpServer(ThreadingHTTPServer):
                 ready = {key.fileobj for key, _ in selector.select()}
                 if self.socket in ready and not self.stop_event.is_set():
                     self.handle_request()  # accepts one connection, or returns at once if it went away
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        if self.ssl_context is not None:
+            # The handshake happens in the connection's own thread (see _Handler.setup), so a client that
+            # stalls or rejects the certificate never holds up the accept loop.
+            conn = self.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that rejected our certificate, or hung up mid-handshake, is what TLS tests are about:
+        # not worth a traceback. Anything else is a simulator bug and stays loud.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -157,6 +178,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.track(self.connection, opened=True)
         self.server.app.connection_opened()
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except OSError:  # ssl.SSLError included: the client refused our certificate, or hung up
+                self.server.track(self.connection, opened=False)
+                raise
 
     def finish(self) -> None:
         try:

@@ -15,7 +15,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_devrev._compat import AirflowException
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import ApiRequest, get_session_request, summarize_session
-from airflow_provider_devrev.exceptions import DevRevError, error_class_for_status
+from airflow_provider_devrev.exceptions import ERROR_CLASS_BY_TYPE, DevRevError, error_class_for_status
 from airflow_provider_devrev.policy import (
     SensorOutcome,
     describe_failure,
@@ -200,6 +200,8 @@ def session_from_event(event: Any) -> dict[str, Any]:
         status_code, reference_id = event.get("status_code"), event.get("reference_id")
         status_code = status_code if isinstance(status_code, int) else None
         error_class = error_class_for_status(status_code) if status_code else DevRevError
+        if not status_code and isinstance(error_type, str):
+            error_class = ERROR_CLASS_BY_TYPE.get(error_type, DevRevError)
         raise error_class(
             message if isinstance(message, str) and message else "the trigger reported an error",
             status_code=status_code,

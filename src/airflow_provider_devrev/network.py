@@ -1,0 +1,356 @@
+"""
+How to reach DevRev through a corporate network: which proxy, which CAs, whether to verify TLS.
+
+One pure decision, made once when a connection's settings are built, from the connection's extras
+(``proxy``, ``ca_bundle``, ``verify_tls``) and a snapshot of the environment (``HTTPS_PROXY``,
+``HTTP_PROXY``, ``NO_PROXY`` and their lower-case forms; ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``). Both
+transports obey the resulting :class:`NetworkSettings`; neither reads the environment itself (``requests``
+runs with ``trust_env=False``, aiohttp gets its proxy and TLS context per request), so poke mode and
+deferrable mode cannot take different routes.
+
+Rules:
+
+- The ``proxy`` extra wins; ``NO_PROXY`` does not apply to it (it names the proxy for this connection).
+- Without it, the environment's proxy for the base URL's scheme (``https_proxy`` before ``HTTPS_PROXY``,
+  as curl and urllib read them), unless ``NO_PROXY`` covers the host.
+- The ``ca_bundle`` extra replaces the system CA store; without it, ``REQUESTS_CA_BUNDLE`` then
+  ``SSL_CERT_FILE``; without those, the system store.
+- ``verify_tls=false`` turns verification off (and the hook logs a warning).
+- A plain ``http://`` base URL (allowed to loopback only) has no TLS: no CA is read for it.
+
+Also here: the errors for a failed TLS verification and for a proxy that refused the tunnel, so that the
+two transports word them the same way. A proxy's password never appears in them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from airflow_provider_devrev.exceptions import (
+    DevRevError,
+    DevRevInvalidInputError,
+    DevRevProxyError,
+    DevRevServerError,
+    DevRevTLSError,
+)
+
+#: Environment variables naming a CA file, in the order they are read when no ``ca_bundle`` is set.
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """
+    A forward proxy (``http://`` only; HTTPS to DevRev goes through it in a ``CONNECT`` tunnel).
+
+    :param url: ``http://host:port``, without credentials.
+    :param username: The user for basic auth, if any (percent-decoded).
+    :param password: The password for basic auth (percent-decoded); a secret, never in ``repr``.
+    :param source: Where it came from (``extra proxy``, ``HTTPS_PROXY``, ...), for messages.
+    """
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    source: str = "extra proxy"
+
+    @property
+    def display(self) -> str:
+        """The proxy as messages name it: ``http://user:***@host:port``, never the password."""
+        if self.username is None:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        secret = ":***" if self.password else ""
+        return f"{scheme}://{quote(self.username, safe='')}{secret}@{rest}"
+
+    def authorization(self) -> str | None:
+        """The ``Proxy-Authorization`` header value (basic auth) for the credentials, if any."""
+        if self.username is None:
+            return None
+        pair = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def url_with_credentials(self) -> str:
+        """The URL ``requests`` needs (it sends the credentials as ``Proxy-Authorization``)."""
+        if self.username is None:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
+        return f"{scheme}://{quote(self.username, safe='')}{secret}@{rest}"
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """
+    The route and the trust for one connection; hashable, so a transport can cache what it builds from it.
+
+    :param proxy: The proxy to use, or ``None`` to connect directly.
+    :param ca_bundle: A PEM file of CAs to trust instead of the system store; ``None``: the system store.
+    :param ca_source: Where ``ca_bundle`` came from (``extra ca_bundle``, ``REQUESTS_CA_BUNDLE``, ...).
+    :param verify: Whether to verify DevRev's certificate (and host name) at all.
+    """
+
+    proxy: Proxy | None = None
+    ca_bundle: str | None = None
+    ca_source: str | None = None
+    verify: bool = True
+
+    @property
+    def is_default(self) -> bool:
+        """No proxy, the system CAs, verification on: the transports' fast path."""
+        return self.proxy is None and self.ca_bundle is None and self.verify
+
+    def requests_proxies(self) -> dict[str, str]:
+        """``requests.Session.proxies``: the proxy for both schemes, or none."""
+        if self.proxy is None:
+            return {}
+        url = self.proxy.url_with_credentials()
+        return {"http": url, "https": url}
+
+    def requests_verify(self) -> bool | str:
+        """``requests.Session.verify``: ``False``, the CA file, or ``True`` (requests' own CA bundle)."""
+        if not self.verify:
+            return False
+        return self.ca_bundle or True
+
+    def trust_description(self) -> str:
+        """Which CAs were trusted, for an error message."""
+        if self.ca_bundle is None:
+            return "the system CA store"
+        return f"the CAs in {self.ca_bundle} ({self.ca_source})"
+
+
+def network_settings(
+    conn_id: str,
+    base_url: str,
+    extra: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> NetworkSettings:
+    """
+    Decide the route and trust for ``base_url`` from a connection's extras and the environment.
+
+    :param conn_id: The connection, named in errors.
+    :param base_url: ``scheme://host[:port]``, already validated.
+    :param extra: The connection's extras (``proxy``, ``ca_bundle``, ``verify_tls``); URI strings accepted.
+    :param environ: The environment to read; ``os.environ`` when left out (read once, here).
+    :raises DevRevInvalidInputError: a bad extra or environment value, naming it (never a password).
+    """
+    from airflow_provider_devrev.connection import coerce_bool
+
+    env = os.environ if environ is None else environ
+    verify = coerce_bool("verify_tls", _blank_to_none(extra.get("verify_tls"), True), conn_id)
+
+    parts = urlsplit(base_url)
+    proxy_text = _blank_to_none(extra.get("proxy"), None)
+    proxy: Proxy | None
+    if proxy_text is not None:
+        proxy = parse_proxy(proxy_text, f"extra proxy of connection {conn_id!r}", source="extra proxy")
+    else:
+        proxy = environment_proxy(parts.scheme, parts.hostname or "", parts.port, env)
+
+    ca_text = _blank_to_none(extra.get("ca_bundle"), None)
+    ca_bundle = ca_source = None
+    if parts.scheme != "https":
+        pass  # no TLS to DevRev (a loopback simulator): no CA to choose
+    elif ca_text is not None:
+        ca_bundle, ca_source = _ca_file(ca_text, f"extra ca_bundle of connection {conn_id!r}"), "extra ca_bundle"
+    else:
+        for name in CA_BUNDLE_ENV:
+            if env.get(name, "").strip():
+                ca_bundle, ca_source = _ca_file(env[name], f"environment variable {name}"), name
+                break
+    return NetworkSettings(proxy=proxy, ca_bundle=ca_bundle, ca_source=ca_source, verify=verify)
+
+
+def environment_proxy(scheme: str, host: str, port: int | None, env: Mapping[str, str]) -> Proxy | None:
+    """The proxy the environment names for ``scheme://host:port``, or ``None`` (none set, or ``NO_PROXY``)."""
+    name = f"{scheme}_proxy"
+    for variable in (name, name.upper()):
+        value = env.get(variable, "").strip()
+        if value:
+            break
+    else:
+        return None
+    no_proxy = env.get("no_proxy", "").strip() or env.get("NO_PROXY", "").strip()
+    if bypasses_proxy(host, port or (443 if scheme == "https" else 80), no_proxy):
+        return None
+    return parse_proxy(value, f"environment variable {variable}", source=variable)
+
+
+def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
+    """
+    Whether ``NO_PROXY`` covers ``host``: ``*``; the host itself or a domain it is in (``example.com`` and
+    ``.example.com`` both cover ``api.example.com``), optionally with ``:port``; an IP address or a CIDR
+    range containing it.
+    """
+    host = host.lower().strip("[]")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (item.strip().lower() for item in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, entry_port = entry, None
+        if entry.count(":") == 1 or entry.startswith("["):  # host:port or [v6]:port, not a bare IPv6 address
+            head, _, tail = entry.rpartition(":")
+            if tail.isdigit():
+                name, entry_port = head, int(tail)
+        if entry_port is not None and entry_port != port:
+            continue
+        name = name.strip("[]").lstrip(".")
+        if address is not None and "/" in name:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def parse_proxy(text: Any, label: str, *, source: str) -> Proxy:
+    """
+    A :class:`Proxy` from ``http://[user[:password]@]host[:port]`` (``http://`` assumed without a scheme).
+
+    :raises DevRevInvalidInputError: not a string, not ``http://``, or no host; the value shown has its
+        password replaced by ``***``.
+    """
+    if not isinstance(text, str):
+        raise DevRevInvalidInputError(label, _redacted(str(text)), "must be a proxy URL such as http://host:3128")
+    raw = text.strip()
+    if "://" not in raw:
+        raw = "http://" + raw
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise DevRevInvalidInputError(label, _redacted(text), "must be a proxy URL such as http://host:3128") from None
+    if parts.scheme.lower() != "http":
+        raise DevRevInvalidInputError(
+            label,
+            _redacted(text),
+            "must be an http:// proxy URL (HTTPS to DevRev goes through it in a CONNECT tunnel)",
+        )
+    if not parts.hostname:
+        raise DevRevInvalidInputError(label, _redacted(text), "must name the proxy's host, e.g. http://host:3128")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    url = f"http://{host}:{port or 80}"
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return Proxy(url=url, username=username, password=password, source=source)
+
+
+def tls_error(what: str, base_url: str, network: NetworkSettings, reason: str) -> DevRevTLSError:
+    """
+    The final error for a certificate DevRev's side presented that did not verify.
+
+    :param what: ``METHOD /path`` of the request.
+    :param reason: OpenSSL's words for what failed (unknown CA, host name mismatch, expired, ...).
+    """
+    via = f" through the proxy {network.proxy.display}" if network.proxy else ""
+    return DevRevTLSError(
+        f"{what} to {base_url}{via}: TLS certificate verification failed ({reason}), trusting "
+        f"{network.trust_description()}. If your network re-signs TLS with a company CA, set the connection's "
+        "ca_bundle extra (or REQUESTS_CA_BUNDLE) to a PEM file holding that CA. Not retried.",
+        error_type="tls_verification_failed",
+    )
+
+
+def proxy_refused_error(what: str, base_url: str, proxy: Proxy, status: int) -> DevRevProxyError:
+    """The final error for a proxy that answered the ``CONNECT`` with ``status`` (407, 403, ...)."""
+    hint = {
+        407: "the proxy wants credentials: check the user and password of the proxy URL",
+        403: "the proxy forbids this destination",
+    }.get(status, "the proxy refused the tunnel")
+    return DevRevProxyError(
+        f"{what} to {base_url}: the proxy {proxy.display} ({proxy.source}) answered the CONNECT with "
+        f"{status}; {hint}. Not retried.",
+        error_type="proxy_refused",
+        detail=f"proxy status {status}",
+    )
+
+
+def proxy_failure(what: str, base_url: str, proxy: Proxy | None, status: int | None) -> DevRevError:
+    """
+    The error for a call that failed at its proxy: final if the proxy refused the ``CONNECT`` with a 4xx
+    (:func:`proxy_refusal_is_final`), else a transient connection error (proxy down, or a 5xx: it could
+    not reach DevRev), retried like a DevRev that is down.
+
+    :param status: The proxy's answer to the ``CONNECT``; ``None`` when it could not be reached.
+    """
+    if proxy is None:  # the transports raise proxy errors only when they used a proxy
+        return DevRevServerError(f"{what} to {base_url} failed at a proxy", error_type="connection_error")
+    if status is not None and proxy_refusal_is_final(status):
+        return proxy_refused_error(what, base_url, proxy, status)
+    return proxy_unreachable_error(what, base_url, proxy, status)
+
+
+def proxy_refusal_is_final(status: int) -> bool:
+    """A 4xx to the ``CONNECT`` is the proxy's decision (final); a 5xx means it could not reach DevRev."""
+    return 400 <= status < 500
+
+
+def proxy_unreachable_error(what: str, base_url: str, proxy: Proxy, status: int | None = None) -> DevRevServerError:
+    """A transient connection error: the proxy is down, or answered 5xx because it could not reach DevRev."""
+    cause = f"answered the CONNECT with {status}" if status else "could not be reached (refused, reset or closed)"
+    return DevRevServerError(
+        f"{what} to {base_url} failed: the proxy {proxy.display} ({proxy.source}) {cause}",
+        error_type="connection_error",
+    )
+
+
+_TUNNEL_STATUS = re.compile(r"Tunnel connection failed: (\d{3})")
+
+
+def tunnel_status(error: BaseException) -> int | None:
+    """The status a proxy answered a ``CONNECT`` with, as ``http.client`` reports it inside ``requests``."""
+    for link in exception_chain(error):
+        match = _TUNNEL_STATUS.search(str(link))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps: causes, contexts, urllib3's ``reason`` and exception arguments."""
+    seen: list[BaseException] = []
+    pending: list[Any] = [error]
+    while pending:
+        link = pending.pop(0)
+        if not isinstance(link, BaseException) or any(link is s for s in seen):
+            continue
+        seen.append(link)
+        pending += [link.__cause__, link.__context__, getattr(link, "reason", None), *link.args]
+    return seen
+
+
+def _ca_file(path: Any, label: str) -> str:
+    if not isinstance(path, str) or not os.path.isfile(path.strip()):
+        raise DevRevInvalidInputError(label, path, "must be the path of a readable PEM file of CA certificates")
+    return path.strip()
+
+
+def _blank_to_none(value: Any, default: Any) -> Any:
+    return default if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _redacted(text: str) -> str:
+    # user:password@host -> user:***@host: never echo a proxy password in an error.
+    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        return text
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hostport}{slash}{path}"
