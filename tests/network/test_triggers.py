@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -81,8 +82,11 @@ class Watch:
 
     def __init__(self, trigger: DevRevNewSessionsTrigger, monkeypatch) -> None:
         self.trigger = trigger
-        # The trigger sleeps through its class attribute (so tests can replace it for every instance).
+        # The trigger sleeps and reads the time through its class attributes (so tests can replace them for
+        # every instance); a sleep moves this clock on, so the next pass of its loop is a poll.
+        self.now = time.time()
         monkeypatch.setattr(DevRevNewSessionsTrigger, "sleep", staticmethod(self._sleep))
+        monkeypatch.setattr(DevRevNewSessionsTrigger, "clock", staticmethod(lambda: self.now))
         self.events: list[dict] = []
         self.sleeps: list[float] = []
         self._parked: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
@@ -90,6 +94,7 @@ class Watch:
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self.now += seconds
         wake = asyncio.get_running_loop().create_future()
         await self._parked.put(wake)
         await wake
