@@ -13,6 +13,8 @@ from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.listing import to_utc
+from airflow_provider_devrev.operators.recording import GetSessionRecordingOperator as GetSessionRecordingOperator
+from airflow_provider_devrev.operators.sessions import GetSessionsOperator as GetSessionsOperator
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
