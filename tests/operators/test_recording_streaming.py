@@ -45,7 +45,12 @@ from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.operators.devrev import GetSessionRecordingOperator
 
 if args.get("store_only"):
-    # The store's own cost: the same bytes published the same way, without DevRev or a network.
+    # The store's own cost: the same bytes published the same way, without DevRev or a network (with the same
+    # modules loaded as an export loads, so that only the export itself differs).
+    import ijson, requests
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+    DevRevHook(args["conn_id"]).settings
     with published_atomically(args["output_path"], "wb") as (stream, target):
         left = args["store_only"]
         while left:
@@ -93,6 +98,7 @@ def export_in_a_child(
 ) -> dict[str, Any]:
     args = {"session_id": session_id, "version_key": VERSION, "recording_id": "rec", "output_path": output_path}
     args["store_only"] = store_only
+    args["conn_id"] = "devrev_default"
     env = {**os.environ, "AIRFLOW_CONN_DEVREV_DEFAULT": sim.connection_json()}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(args)], env=env, capture_output=True, text=True, timeout=600
