@@ -141,9 +141,11 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
             )
             return {"path": target, "bytes": streamed.bytes, "recording": streamed.recording}
         body = bytearray()
+        received = [0]
 
         def keep(chunk: bytes) -> None:
-            if len(body) + len(chunk) > self.max_xcom_bytes:
+            received[0] += len(chunk)
+            if received[0] > self.max_xcom_bytes:
                 raise _TooLargeForXCom
             body.extend(chunk)
 
@@ -152,7 +154,7 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
         except _TooLargeForXCom:
             raise xcom_too_large(
                 f"{which} of session {self.session_id}",
-                f"more than {len(body)} bytes arrived before it was stopped",
+                f"{received[0]} bytes had arrived when it was stopped, the rest was not downloaded",
                 self.max_xcom_bytes,
                 "file:///data/devrev/{{ ds }}/{{ run_id }}-{{ ti.map_index }}.json",
             ) from None
