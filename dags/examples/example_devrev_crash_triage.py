@@ -68,29 +68,28 @@ if AssetWatcher is not None:
         doc_md=__doc__,
     ) as dag:
 
-        @task
-        def new_crashes(**context: Any) -> list[dict[str, Any]]:
+        def new_crashes(context: Any) -> list[dict[str, Any]]:
             """The crash sessions of this run's asset events (a slow scheduler may put several in one run)."""
             return [event.extra["payload"]["session"] for event in context["triggering_asset_events"][crash_sessions]]
 
         @task
-        def crash_recordings(sessions: list[dict[str, Any]]) -> list[dict[str, str]]:
-            """Which recording to fetch per session: the crash ends the last one."""
+        def crash_recordings(**context: Any) -> list[dict[str, str]]:
+            """Which recording to fetch per new crash session: the crash ends its last one."""
             return [
                 {"session_id": session["session_id"], "recording_id": session["recording_ids"][-1]}
-                for session in sessions
+                for session in new_crashes(context)
                 if session.get("recording_ids")
             ]
 
         @task
-        def triage(sessions: list[dict[str, Any]], recordings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def triage(recordings: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
             """
             One report per new crash session: who, which device and build, how the crash log ends and what the
             user did just before. A real DAG would open a ticket, or hand this to a model.
             """
             by_session = {recording["session_id"]: recording for recording in recordings}
             triaged = []
-            for session in sessions:
+            for session in new_crashes(context):
                 device = session.get("device_metadata", {})
                 recording = by_session.get(session["session_id"], {})
                 log = (recording.get("observability_sessions_log_data") or {}).get("value", "")
@@ -123,8 +122,7 @@ if AssetWatcher is not None:
                 )
             return triaged
 
-        sessions = new_crashes()
         recordings = GetSessionRecordingOperator.partial(
             task_id="get_recording", version_key=VERSION_KEY
-        ).expand_kwargs(crash_recordings(sessions))
-        triage(sessions, recordings.output)
+        ).expand_kwargs(crash_recordings())
+        triage(recordings.output)
