@@ -31,7 +31,7 @@ def test_triage_gets_the_end_of_the_crash_log_and_the_last_10_timeline_events(de
         )
         for p in ("android", "ios")
     ]
-    events = {asset: [types.SimpleNamespace(extra={"payload": {"session": s}}) for s in crashes]}
+    events = _Events(asset, [types.SimpleNamespace(extra={"payload": {"session": s}}) for s in crashes])
 
     wanted = dag.task_dict["crash_recordings"].python_callable(triggering_asset_events=events)
     assert wanted == [{"session_id": s["session_id"], "recording_id": s["recording_ids"][-1]} for s in crashes]
@@ -45,3 +45,14 @@ def test_triage_gets_the_end_of_the_crash_log_and_the_last_10_timeline_events(de
         timeline = recording["recording_events_timeline"]
         assert [e["event_name"] for e in report["last_events"]] == [e["event_name"] for e in timeline[-10:]]
         assert report["last_events"][-1]["event_name"] == "exception"
+
+
+class _Events:
+    """``triggering_asset_events`` as a run of the asset gets it: looked up by the asset (not hashable on 3.0)."""
+
+    def __init__(self, asset: object, events: list[object]) -> None:
+        self.asset, self.events = asset, events
+
+    def __getitem__(self, key: object) -> list[object]:
+        assert key is self.asset
+        return self.events
