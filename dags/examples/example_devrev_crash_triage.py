@@ -87,7 +87,8 @@ if AssetWatcher is not None:
             One report per new crash session: who, which device and build, how the crash log ends and what the
             user did just before. A real DAG would open a ticket, or hand this to a model.
             """
-            by_session = {recording["session_id"]: recording for recording in recordings}
+            # By index: iterating a mapped task's outputs probes one past the end, which Airflow logs as an error.
+            by_session = {recordings[i]["session_id"]: recordings[i] for i in range(len(recordings))}
             triaged = []
             for session in new_crashes(context):
                 device = session.get("device_metadata", {})
