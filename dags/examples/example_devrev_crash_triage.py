@@ -13,6 +13,10 @@ one poll are fired 5 s apart so that each can start its own run (Airflow 3.0-3.3
 while a run is being queued to the next run only); the task still reads every event, in case several share
 a run.
 
+Each run then fetches the recording each crash happened in (a session's last ``recording_ids`` entry) with
+``GetSessionRecordingOperator``, mapped over the run's sessions, and hands the triage task the last lines of the
+crash log and the last 10 events of the timeline (the taps and screens that led to the crash).
+
 Against the simulator (``python -m airflow_provider_devrev.testing``) the defaults work as they are;
 ``DEVREV_EXAMPLE_WATCH_INTERVAL`` shortens the poll for demos and tests. On Airflow 2.11 this file defines no
 DAG (Airflow 2 has no event-driven scheduling).
@@ -29,9 +33,14 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.11
     AssetWatcher = None
 
+from airflow_provider_devrev.operators.devrev import GetSessionRecordingOperator
 from airflow_provider_devrev.triggers.devrev import DevRevNewSessionsTrigger
 
 POLL_INTERVAL = float(os.environ.get("DEVREV_EXAMPLE_WATCH_INTERVAL", "60"))
+VERSION_KEY = "com.acme.shop@5.2.0"
+#: How much of each recording the triage sees: the end of the crash log, and the events just before the crash.
+CRASH_LOG_LINES = 20
+TIMELINE_EVENTS = 10
 
 if AssetWatcher is not None:
     crash_sessions = Asset(
@@ -41,7 +50,7 @@ if AssetWatcher is not None:
                 name="devrev_new_android_crashes",
                 trigger=DevRevNewSessionsTrigger(
                     platform="android",
-                    version_key="com.acme.shop@5.2.0",
+                    version_key=VERSION_KEY,
                     filters={"is_crash": True},
                     poll_interval=POLL_INTERVAL,
                 ),
@@ -59,20 +68,62 @@ if AssetWatcher is not None:
         doc_md=__doc__,
     ) as dag:
 
+        def new_crashes(context: Any) -> list[dict[str, Any]]:
+            """The crash sessions of this run's asset events (a slow scheduler may put several in one run)."""
+            return [event.extra["payload"]["session"] for event in context["triggering_asset_events"][crash_sessions]]
+
         @task
-        def triage(**context: Any) -> list[dict[str, Any]]:
-            """One line per new crash session: who, which device, which build. A real DAG would open a ticket."""
-            events = context["triggering_asset_events"][crash_sessions]
+        def crash_recordings(**context: Any) -> list[dict[str, str]]:
+            """Which recording to fetch per new crash session: the crash ends its last one."""
+            return [
+                {"session_id": session["session_id"], "recording_id": session["recording_ids"][-1]}
+                for session in new_crashes(context)
+                if session.get("recording_ids")
+            ]
+
+        @task
+        def triage(recordings: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+            """
+            One report per new crash session: who, which device and build, how the crash log ends and what the
+            user did just before. A real DAG would open a ticket, or hand this to a model.
+            """
+            # By index: iterating a mapped task's outputs probes one past the end, which Airflow logs as an error.
+            by_session = {recordings[i]["session_id"]: recordings[i] for i in range(len(recordings))}
             triaged = []
-            for event in events:
-                session = event.extra["payload"]["session"]
+            for session in new_crashes(context):
                 device = session.get("device_metadata", {})
+                recording = by_session.get(session["session_id"], {})
+                log = (recording.get("observability_sessions_log_data") or {}).get("value", "")
+                crash_log_tail = log.splitlines()[-CRASH_LOG_LINES:]
+                last_events = [
+                    {
+                        key: event[key]
+                        for key in ("timestamp_offset_ms", "event_name", "screen", "object_name")
+                        if key in event
+                    }
+                    for event in recording.get("recording_events_timeline", [])[-TIMELINE_EVENTS:]
+                ]
                 print(
                     f"Crash {session['session_id']} on {device.get('manufacturer')} {device.get('model')} "
                     f"(app {device.get('app_version')}, OS {device.get('os_version')}), "
                     f"user {session.get('rev_user_id')}"
                 )
-                triaged.append({"session_id": session["session_id"], "app_version": device.get("app_version")})
+                print(
+                    "  the user's last steps: "
+                    + " > ".join(f"{event.get('event_name')}@{event.get('screen', '')}" for event in last_events)
+                )
+                print("  end of the crash log:\n    " + "\n    ".join(crash_log_tail))
+                triaged.append(
+                    {
+                        "session_id": session["session_id"],
+                        "app_version": device.get("app_version"),
+                        "crash_log_tail": crash_log_tail,
+                        "last_events": last_events,
+                    }
+                )
             return triaged
 
-        triage()
+        recordings = GetSessionRecordingOperator.partial(
+            task_id="get_recording", version_key=VERSION_KEY
+        ).expand_kwargs(crash_recordings())
+        triage(recordings.output)

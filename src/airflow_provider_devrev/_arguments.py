@@ -79,3 +79,8 @@ class SessionArgumentsMixin(LazyHookMixin):
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = hook_options
+
+
+def known_at_parse_time(value: Any) -> bool:
+    """Whether ``value`` is final when the DAG file is parsed (not a Jinja template, not an ``XComArg``)."""
+    return _known_at_parse_time(value)

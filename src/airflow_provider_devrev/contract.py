@@ -32,6 +32,8 @@ PLATFORMS: tuple[str, ...] = ("android", "ios", "web")
 
 SESSIONS_GET_PATH = "/observability.sessions.get"
 DEV_USERS_SELF_PATH = "/dev-users.self"
+SESSIONS_DATA_GET_PATH = "/observability.sessions.data.get"
+DEVELOPER_INFO_GET_PATH = "/observability.sessions.developer-info.get"
 #: Longest path-and-query sent as a GET; many proxies and load balancers refuse URLs over 8 KiB.
 MAX_GET_URL_CHARS = 4096
 
@@ -115,6 +117,64 @@ def get_session_request(platform: Any, session_id: Any, version_key: Any) -> Api
 def dev_users_self_request() -> ApiRequest:
     """The cheapest authenticated call; used to test a connection."""
     return ApiRequest("GET", DEV_USERS_SELF_PATH, result_key="dev_user")
+
+
+def get_session_recording_request(
+    session_id: Any, version_key: Any, *, recording_id: Any = None, tab_id: Any = None
+) -> ApiRequest:
+    """
+    Validate the arguments of ``observability.sessions.data.get`` and describe the request.
+
+    A session's recording is named by exactly one of ``recording_id`` (a mobile session's, one of its
+    ``recording_ids``) or ``tab_id`` (a web session's, one of its ``tab_ids``): DevRev cannot tell which one is
+    meant otherwise. The answer is the whole body, a union on its ``recording`` field. GET, or the contract's
+    equivalent POST form for ids too long for a URL.
+    """
+    given = {name: value for name, value in (("recording_id", recording_id), ("tab_id", tab_id)) if value is not None}
+    if len(given) != 1:
+        field_name, value = ("recording_id", recording_id) if not given else ("tab_id", tab_id)
+        raise DevRevInvalidInputError(
+            field_name,
+            value,
+            "give exactly one of recording_id (a mobile session's, one of its recording_ids) or tab_id (a web "
+            f"session's, one of its tab_ids); got {'neither' if not given else 'both'}",
+        )
+    query = (
+        ("session_id", validate_text(session_id, "session_id")),
+        ("version_key", validate_text(version_key, "version_key")),
+        *((name, validate_text(value, name)) for name, value in given.items()),
+    )
+    get = ApiRequest("GET", SESSIONS_DATA_GET_PATH, query=query)
+    if len(get.url("")) <= MAX_GET_URL_CHARS:
+        return get
+    return ApiRequest("POST", SESSIONS_DATA_GET_PATH, body=dict(query))
+
+
+def get_session_developer_info_request(session_id: Any, version_key: Any, tab_id: Any) -> ApiRequest:
+    """
+    Validate the arguments of ``observability.sessions.developer-info.get`` (a web session's console and
+    network data) and describe the request: POST only, as the contract defines no GET form.
+    """
+    body = {
+        "session_id": validate_text(session_id, "session_id"),
+        "version_key": validate_text(version_key, "version_key"),
+        "tab_id": validate_text(tab_id, "tab_id"),
+    }
+    return ApiRequest("POST", DEVELOPER_INFO_GET_PATH, body=body)
+
+
+def recording_kind(request: ApiRequest, recording: Mapping[str, Any]) -> str:
+    """
+    The ``recording`` discriminator of a ``sessions.data.get`` answer (``mobile_recording``, ``web_recording``,
+    or a kind DevRev adds later, kept as it comes); a 200 without one is not the contract's answer.
+    """
+    kind = recording.get("recording")
+    if not isinstance(kind, str) or not kind:
+        raise DevRevUnexpectedResponseError(
+            f"{request.describe()} answered 200 without a 'recording' kind (its value: {body_excerpt(repr(kind))})",
+            status_code=200,
+        )
+    return kind
 
 
 def parse_response(

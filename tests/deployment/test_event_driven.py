@@ -63,7 +63,8 @@ OTHER_VERSION_KEY = "com.acme.shop@5.1.4"
 POLL_INTERVAL = 2.0
 #: Bounds for each wait, in seconds; the whole test takes about two minutes on a 2-core machine.
 WATCH_START_TIMEOUT = 90.0
-TRIAGE_TIMEOUT = 120.0
+#: Each triage run is three task processes (the recordings' list, one mapped fetch per crash, the triage).
+TRIAGE_TIMEOUT = 240.0
 RECOVER_TIMEOUT = 60.0
 #: Polls to let pass after the last expected triage before checking that nothing else happened.
 QUIET_POLLS = 3

@@ -242,3 +242,133 @@ def _xcom_or_none(run: Any) -> Any:
     from tests.e2e.airflow_helpers import xcom
 
     return xcom(run, "task")
+
+
+# -- GetSessionRecordingOperator: the same faults on sessions.data.get, to XCom and streamed to a file --------
+
+DATA = "/observability.sessions.data.get"
+RECORDING_ID = "matrix-recording"
+RECORDING_MODES = ("recording_xcom", "recording_file")
+
+
+@dataclass(frozen=True)
+class RecordingCase:
+    """One fault against the recording operator; ``large`` makes the recording 3 MB, so it streams in chunks."""
+
+    fault: str
+    setup: Callable[[DevRevSimulator], Any]
+    state: str
+    requests: int
+    text: str = ""
+    hook: dict[str, Any] = field(default_factory=lambda: {"max_retries": 3})
+    large: bool = False
+
+
+RECORDING_CASES = [
+    RecordingCase("429, Retry-After in seconds", lambda sim: sim.add_fault("rate_limit", retry_after=30), "success", 2),
+    RecordingCase(
+        "429, Retry-After longer than max_retry_wait",
+        lambda sim: sim.add_fault("rate_limit", retry_after=3600),
+        "failed",
+        1,
+        "wait 3600 s",
+        hook={"max_retries": 3, "max_retry_wait": 60},
+    ),
+    RecordingCase(
+        "burst of 500, 502, 503, 504 within the retry budget",
+        lambda sim: [sim.add_fault("server_error", status=s) for s in (500, 502, 503, 504)],
+        "success",
+        5,
+        hook={"max_retries": 5},
+    ),
+    RecordingCase(
+        "persistent 500",
+        lambda sim: sim.add_fault("server_error", status=500, reference_id="ref-matrix-rec", times=None),
+        "failed",
+        4,
+        "ref-matrix-rec",
+    ),
+    RecordingCase("dropped connections", lambda sim: sim.add_fault("drop", times=2), "success", 3),
+    RecordingCase(
+        "read timeouts: answers slower than the 0.3 s read timeout",
+        lambda sim: sim.add_fault("slow", delay=1.5, times=2),
+        "success",
+        3,
+        hook={"max_retries": 3, "timeout": 0.3},
+    ),
+    RecordingCase(
+        "truncated JSON 200",
+        lambda sim: sim.add_fault("truncated_json"),
+        "failed",
+        1,
+        "DevRevUnexpectedResponseError",
+    ),
+    RecordingCase(
+        "body cut mid-stream (3 MB recording, cut after 1 MB)",
+        lambda sim: sim.add_fault("cut_body", after_bytes=1_000_000),
+        "failed",
+        1,
+        "incomplete_body",
+        large=True,
+    ),
+    RecordingCase(
+        "body cut before its first chunk arrived",
+        lambda sim: sim.add_fault("cut_body", after_bytes=100),
+        "success",
+        2,
+    ),
+    RecordingCase(
+        "recording not found (404)",
+        lambda sim: sim.add_fault("status", status=404, body={"type": "not_found", "message": "no such recording"}),
+        "failed",
+        1,
+        "not_found",
+    ),
+]
+
+
+@pytest.mark.parametrize("mode", RECORDING_MODES)
+@pytest.mark.parametrize("case", RECORDING_CASES, ids=[case.fault for case in RECORDING_CASES])
+def test_fault_matrix_recording(
+    case: RecordingCase, mode: str, fake_clock, airflow_db, monkeypatch, capsys, caplog, record, tmp_path
+):
+    target = tmp_path / "recordings" / "matrix.json"
+    with DevRevSimulator(clock=fake_clock.monotonic) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json())
+        config = {"hook": case.hook, "session_id": SESSION_ID, "recording_id": RECORDING_ID, "output_path": str(target)}
+        monkeypatch.setenv("DEVREV_MATRIX", json.dumps(config))
+        session = sim.make_session("mobile", platform="android", session_id=SESSION_ID, recording_ids=[RECORDING_ID])
+        sim.add_session(session, version_key=VERSION_KEY)
+        if case.large:
+            sim.inflate_recording(SESSION_ID, 3_000_000)
+        expected_body = b"".join(sim.recording_chunks(SESSION_ID, VERSION_KEY, recording_id=RECORDING_ID))
+        case.setup(sim)
+
+        run = load_dag(f"devrev_matrix_{mode}").test()
+        output = capsys.readouterr()
+        state = task_states(run)["task"]
+        requests = len(sim.requests_for(path=DATA))
+        returned = _xcom_or_none(run) if state == "success" else None
+
+    record(
+        case.fault,
+        mode.replace("_", " to "),
+        f"{case.state}, {requests_text(case.requests)}",
+        f"{state}, {requests_text(requests)}",
+        requests,
+        survived=(state, requests) == (case.state, case.requests),
+    )
+    assert (state, requests) == (case.state, case.requests)
+    if case.text:
+        assert case.text in output.out + output.err + caplog.text
+    if mode == "recording_file":
+        # Published whole or not at all.
+        published = sorted(p.name for p in target.parent.iterdir()) if target.parent.exists() else []
+        assert published == (["matrix.json"] if state == "success" else [])
+        if state == "success":
+            assert target.read_bytes() == expected_body
+            assert returned == {"path": target.as_uri(), "bytes": len(expected_body), "recording": "mobile_recording"}
+    elif state == "success":
+        assert returned == json.loads(expected_body)
+    assert all(wait > 0 for wait in fake_clock.sleeps)
+    assert len(fake_clock.sleeps) >= requests - 1

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 GET = "/observability.sessions.get"
 LIST = "/observability.sessions.list"
 SELF = "/dev-users.self"
+DATA = "/observability.sessions.data.get"
+INFO = "/observability.sessions.developer-info.get"
 
 
 def find_spec() -> Path:
@@ -153,6 +155,36 @@ def _fault(kind: str, **params: Any) -> Callable[[DevRevSimulator], dict[str, An
         return {}
 
     return prepare
+
+
+WEB_TAB = next(s for _, s in seed_sessions(0) if s["session_id"] == SEED_WEB_SESSION_ID)["tab_ids"][0]
+CRASH_RECORDING = {
+    "session_id": SEED_ANDROID_SESSION_ID,
+    "version_key": SEED_VERSION_KEY,
+    "recording_id": "rec_a11d0c4a5402",
+}
+IOS_RECORDING = {"session_id": SEED_IOS_SESSION_ID, "version_key": SEED_VERSION_KEY, "recording_id": "rec_105a9e7a0001"}
+WEB_TAB_DATA = {"session_id": SEED_WEB_SESSION_ID, "version_key": SEED_WEB_VERSION_KEY, "tab_id": WEB_TAB}
+
+
+def _made_recording(platform: str, **overrides: Any) -> Callable[[DevRevSimulator], dict[str, Any]]:
+    def prepare(sim: DevRevSimulator) -> dict[str, Any]:
+        kind = "web" if platform == "web" else "mobile"
+        session = sim.add_session(sim.make_session(kind, platform=platform, **overrides), version_key="made@1.0.0")
+        key = {"tab_id": session["tab_ids"][-1]} if kind == "web" else {"recording_id": session["recording_ids"][-1]}
+        return {"session_id": session["session_id"], "version_key": "made@1.0.0", **key}
+
+    return prepare
+
+
+def _inflated(sim: DevRevSimulator) -> dict[str, Any]:
+    sim.inflate_recording(SEED_ANDROID_SESSION_ID, 2_000_000)
+    return {}
+
+
+def _pending_recording(sim: DevRevSimulator) -> dict[str, Any]:
+    session = sim.add_session(sim.make_session("mobile"), version_key="late@1", appear_after_requests=3)
+    return {"session_id": session["session_id"], "version_key": "late@1", "recording_id": session["recording_ids"][0]}
 
 
 def _pending(sim: DevRevSimulator) -> dict[str, Any]:
@@ -269,6 +301,54 @@ CASES = [
         params=WEB_LIST,
         simulator_kwargs={"rate_limit": (100, 60.0)},
     ),
+    # 200 sessions.data.get: every platform, both forms
+    Case(
+        "data-android-crash-GET",
+        "GET",
+        DATA,
+        200,
+        params=CRASH_RECORDING,
+        check=lambda body: assert_equal(body["recording_events_timeline"][-1]["event_name"], "exception"),
+    ),
+    Case("data-ios-POST", "POST", DATA, 200, json=IOS_RECORDING),
+    Case("data-web-tab-GET", "GET", DATA, 200, params=WEB_TAB_DATA, check=_has("timeline_data", "replay_data")),
+    Case("data-web-tab-POST", "POST", DATA, 200, json=WEB_TAB_DATA),
+    Case(
+        "data-made-ios-crash",
+        "GET",
+        DATA,
+        200,
+        prepare=_made_recording("ios", is_crash=True),
+        check=lambda body: assert_equal(body["observability_sessions_log_data"]["value"][:19], "Incident Identifier"),
+    ),
+    Case(
+        "data-made-android-anr-POST",
+        "POST",
+        DATA,
+        200,
+        prepare=_made_recording("android", is_crash=False, is_anr=True),
+        check=lambda body: assert_equal(body["recording_events_timeline"][-1]["event_name"], "anr"),
+    ),
+    Case("data-made-web", "GET", DATA, 200, prepare=_made_recording("web")),
+    Case(
+        "data-inflated-chunked",
+        "GET",
+        DATA,
+        200,
+        params=CRASH_RECORDING,
+        prepare=_inflated,
+        check=lambda body: assert_equal(len(json.dumps(body)) > 2_000_000, True),
+    ),
+    # 200 sessions.developer-info.get (POST only)
+    Case(
+        "developer-info-POST",
+        "POST",
+        INFO,
+        200,
+        json=WEB_TAB_DATA,
+        check=lambda body: assert_equal(sum(item["type"] == "error" for item in body["console_data"]), 3),
+    ),
+    Case("developer-info-made-web", "POST", INFO, 200, prepare=_made_recording("web")),
     # 200 dev-users.self
     Case("dev-users-self", "GET", SELF, 200, check=lambda body: assert_equal(body["dev_user"]["id"], "DEVU-1")),
     # 400
@@ -427,6 +507,63 @@ CASES = [
         "bad_request",
         json={"type": "web", **WEB_LIST, "page_name": ["Checkout"]},
     ),
+    Case(
+        "400-data-neither-id",
+        "GET",
+        DATA,
+        400,
+        "missing_required_field",
+        params={"session_id": SEED_ANDROID_SESSION_ID, "version_key": SEED_VERSION_KEY},
+    ),
+    Case("400-data-both-ids", "POST", DATA, 400, "bad_request", json={**CRASH_RECORDING, "tab_id": WEB_TAB}),
+    Case(
+        "400-data-missing-version-key",
+        "POST",
+        DATA,
+        400,
+        "missing_required_field",
+        json={"session_id": SEED_ANDROID_SESSION_ID, "recording_id": "r"},
+        request_valid=False,
+    ),
+    Case(
+        "400-developer-info-missing-tab",
+        "POST",
+        INFO,
+        400,
+        "missing_required_field",
+        json={"session_id": SEED_WEB_SESSION_ID, "version_key": SEED_WEB_VERSION_KEY},
+        request_valid=False,
+    ),
+    Case(
+        "400-developer-info-unknown-session",
+        "POST",
+        INFO,
+        400,
+        "invalid_id",
+        json={**WEB_TAB_DATA, "session_id": "no-such-session"},
+        check=lambda body: assert_equal(body["field_name"], "session_id"),
+    ),
+    Case(
+        "400-developer-info-unknown-tab",
+        "POST",
+        INFO,
+        400,
+        "invalid_id",
+        json={**WEB_TAB_DATA, "tab_id": "tab_nope"},
+        check=lambda body: assert_equal(body["field_name"], "tab_id"),
+    ),
+    Case(
+        "400-developer-info-mobile-session",
+        "POST",
+        INFO,
+        400,
+        "invalid_id",
+        json={"session_id": SEED_ANDROID_SESSION_ID, "version_key": SEED_VERSION_KEY, "tab_id": "t"},
+    ),
+    Case("400-developer-info-parse-error", "POST", INFO, 400, "parse_error", data=b"[", request_valid=None),
+    # 401
+    Case("401-data", "GET", DATA, 401, "unauthenticated", params=CRASH_RECORDING, auth="Bearer nope"),
+    Case("401-developer-info-revoked", "POST", INFO, 401, "token_revoked", json=WEB_TAB_DATA, prepare=_revoke),
     # 401
     Case("401-no-header", "GET", GET, 401, "unauthenticated", params=ANDROID, auth=None, request_valid=False),
     Case("401-wrong-token", "GET", LIST, 401, "unauthenticated", params=ANDROID_LIST, auth="Bearer nope"),
@@ -445,6 +582,24 @@ CASES = [
     Case("404-wrong-platform", "POST", GET, 404, "not_found", json={**ANDROID, "platform": "ios"}),
     Case("404-wrong-version-key", "GET", GET, 404, "not_found", params={**WEB, "version_key": SEED_VERSION_KEY}),
     Case("404-not-yet-appeared", "GET", GET, 404, "not_found", prepare=_pending),
+    Case(
+        "404-data-unknown-recording",
+        "GET",
+        DATA,
+        404,
+        "not_found",
+        params={**CRASH_RECORDING, "recording_id": "rec_nope"},
+    ),
+    Case("404-data-unknown-session", "POST", DATA, 404, "not_found", json={**WEB_TAB_DATA, "session_id": "nope"}),
+    Case(
+        "404-data-tab-of-mobile",
+        "GET",
+        DATA,
+        404,
+        "not_found",
+        params={**IOS_RECORDING, "recording_id": None, "tab_id": "t"},
+    ),
+    Case("404-data-not-yet-appeared", "GET", DATA, 404, "not_found", prepare=_pending_recording),
     # 413
     Case(
         "413-too-large",
@@ -492,6 +647,24 @@ CASES = [
         prepare=lambda sim: _exhaust(sim),
         simulator_kwargs={"rate_limit": (1, 600.0)},
     ),
+    Case(
+        "429-data",
+        "GET",
+        DATA,
+        429,
+        "too_many_requests",
+        params=CRASH_RECORDING,
+        prepare=_fault("rate_limit", retry_after=3),
+    ),
+    Case(
+        "429-developer-info",
+        "POST",
+        INFO,
+        429,
+        "too_many_requests",
+        json=WEB_TAB_DATA,
+        prepare=_fault("rate_limit", retry_after=1),
+    ),
     # 500 / 503
     Case("500-get", "GET", GET, 500, "internal_error", params=ANDROID, prepare=_fault("server_error")),
     Case(
@@ -505,6 +678,25 @@ CASES = [
         check=lambda body: assert_equal(body["reference_id"], "ref-1234"),
     ),
     Case("503-self", "GET", SELF, 503, "service_unavailable", prepare=_fault("server_error", status=503)),
+    Case("500-data", "POST", DATA, 500, "internal_error", json=IOS_RECORDING, prepare=_fault("server_error")),
+    Case(
+        "503-developer-info",
+        "POST",
+        INFO,
+        503,
+        "service_unavailable",
+        json=WEB_TAB_DATA,
+        prepare=_fault("server_error", status=503),
+    ),
+    Case(
+        "413-developer-info",
+        "POST",
+        INFO,
+        413,
+        "request_entity_too_large",
+        json={**WEB_TAB_DATA, "session_id": "x" * (1 << 20)},
+        request_valid=None,
+    ),
     # the "status" fault with contract-valid bodies
     Case(
         "status-403",
@@ -658,3 +850,65 @@ def test_made_sessions_are_contract_valid(seed: int, platform: str, session_id: 
     assert_valid_session(session)
     assert session["session_id"] == session_id
     assert session["platform"] == platform
+
+
+# -- recordings and developer info of every session, and what the contract says about developer-info GET -----
+
+
+@cache
+def schema_validator(name: str) -> OAS30Validator:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec_dict()["components"]}
+    return OAS30Validator(schema, format_checker=oas30_format_checker)
+
+
+def assert_valid(name: str, body: dict[str, Any]) -> None:
+    errors = [error.message for error in schema_validator(name).iter_errors(body)]
+    assert not errors, errors[:5]
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_every_recording_and_developer_info_of_a_seed_is_contract_valid(seed: int) -> None:
+    sim = DevRevSimulator(seed=seed)
+    for version_key, session in seed_sessions(seed):
+        sid = session["session_id"]
+        if session["type"] == "web":
+            for tab_id in session["tab_ids"]:
+                recording = sim.recording(sid, version_key, tab_id=tab_id)
+                assert_valid("observability-sessions-data-get-response", recording)
+                assert recording["timeline_data"]["events"][-1]["event_type"] == "recording_stopped"
+                assert_valid(
+                    "observability-sessions-developer-info-get-response", sim.developer_info(sid, version_key, tab_id)
+                )
+            continue
+        for recording_id in session["recording_ids"]:
+            recording = sim.recording(sid, version_key, recording_id=recording_id)
+            assert_valid("observability-sessions-data-get-response", recording)
+            last = recording["recording_events_timeline"][-1]["event_name"]
+            ended = recording_id == session["recording_ids"][-1]
+            if ended and session["is_crash"]:
+                assert last == "exception"
+                assert recording["observability_sessions_log_data"]["is_crash"] is True
+            elif ended and session["is_anr"]:
+                assert last == "anr"
+                assert recording["observability_sessions_log_data"]["value"].startswith("ANR in ")
+            else:
+                assert last == "stopped"
+                assert "observability_sessions_log_data" not in recording
+
+
+def test_recordings_are_deterministic_per_seed_and_differ_between_seeds() -> None:
+    key = {"recording_id": "rec_a11d0c4a5402"}
+    first = b"".join(DevRevSimulator(seed=3).recording_chunks(SEED_ANDROID_SESSION_ID, SEED_VERSION_KEY, **key))
+    again = b"".join(DevRevSimulator(seed=3).recording_chunks(SEED_ANDROID_SESSION_ID, SEED_VERSION_KEY, **key))
+    other = b"".join(DevRevSimulator(seed=4).recording_chunks(SEED_ANDROID_SESSION_ID, SEED_VERSION_KEY, **key))
+    assert first == again
+    assert first != other
+
+
+def test_developer_info_has_no_get_in_the_contract_and_the_simulator_answers_405(simulator: DevRevSimulator) -> None:
+    assert set(spec_dict()["paths"][INFO]) == {"post"}
+    response = requests.get(
+        simulator.url + INFO, params=WEB_TAB_DATA, headers={"Authorization": f"Bearer {simulator.token}"}, timeout=10
+    )
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"

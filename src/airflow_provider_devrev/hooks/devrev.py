@@ -14,11 +14,15 @@ from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, 
 from airflow_provider_devrev.contract import (
     ApiRequest,
     dev_users_self_request,
+    error_from_response,
+    get_session_developer_info_request,
+    get_session_recording_request,
     get_session_request,
     no_response_error,
     parse_response,
+    recording_kind,
 )
-from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
+from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError, DevRevUnexpectedResponseError
 from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
 from airflow_provider_devrev.network import (
     exception_chain,
@@ -29,6 +33,19 @@ from airflow_provider_devrev.network import (
 
 if TYPE_CHECKING:
     import requests
+
+#: Bytes read from the network at a time when a body is streamed to storage.
+STREAM_CHUNK_BYTES = 1 << 16
+#: The most of an error answer read while streaming: DevRev's error bodies are small, a proxy's page too.
+MAX_ERROR_BODY_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedRecording:
+    """What :meth:`DevRevHook.stream_session_recording` wrote: the body's size and its ``recording`` kind."""
+
+    bytes: int
+    recording: str
 
 
 class DevRevHook(BaseHook):
@@ -170,6 +187,89 @@ class DevRevHook(BaseHook):
     async def aget_session(self, platform: str, session_id: str, version_key: str) -> dict[str, Any]:
         """:meth:`get_session` without blocking the event loop, on the loop's shared connection pool."""
         return await self.acall(get_session_request(platform, session_id, version_key))
+
+    def get_session_recording(
+        self, session_id: str, version_key: str, *, recording_id: str | None = None, tab_id: str | None = None
+    ) -> dict[str, Any]:
+        """
+        Fetch a session's recording with ``observability.sessions.data.get``: a mobile session's by
+        ``recording_id`` (one of its ``recording_ids``), a web session's by ``tab_id`` (one of its ``tab_ids``).
+
+        Exactly one of the two is required; the arguments are checked before any request is sent. The answer
+        holds everything in memory: for a large recording, stream it with :meth:`stream_session_recording`.
+
+        :param session_id: The session's id.
+        :param version_key: The app version key the session was recorded under.
+        :param recording_id: The mobile recording to fetch.
+        :param tab_id: The web tab to fetch.
+        :return: The body exactly as DevRev sent it, unknown fields included: a union on ``recording``
+            (``mobile_recording``: ``observability_sessions_log_data`` with the crash or ANR log,
+            ``recording_events_timeline``, ``app_launch``, ...; ``web_recording``: ``timeline_data``,
+            ``console_metadata``, ``network_metadata``, ``replay_data``, ...).
+        :raises DevRevInvalidInputError: neither or both of ``recording_id`` and ``tab_id``, or an empty id.
+        :raises DevRevNotFoundError: no such session, recording or tab.
+        :raises DevRevError: any other failure, typed by status, after the retries allowed.
+        """
+        request = get_session_recording_request(session_id, version_key, recording_id=recording_id, tab_id=tab_id)
+        recording = self.call(request)
+        recording_kind(request, recording)
+        return recording
+
+    async def aget_session_recording(
+        self, session_id: str, version_key: str, *, recording_id: str | None = None, tab_id: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`get_session_recording` without blocking the event loop."""
+        request = get_session_recording_request(session_id, version_key, recording_id=recording_id, tab_id=tab_id)
+        recording = await self.acall(request)
+        recording_kind(request, recording)
+        return recording
+
+    def stream_session_recording(
+        self,
+        session_id: str,
+        version_key: str,
+        write: Callable[[bytes], Any],
+        *,
+        recording_id: str | None = None,
+        tab_id: str | None = None,
+    ) -> StreamedRecording:
+        """
+        :meth:`get_session_recording`, handing the body to ``write`` chunk by chunk as it arrives, never holding
+        it whole; its JSON is checked on the way (see :mod:`~airflow_provider_devrev.hooks._streaming`).
+
+        Failures before the first byte of the body are retried as :meth:`get_session` retries them. Once bytes
+        have been written a failure is final: a body cut mid-stream raises
+        :class:`~airflow_provider_devrev.exceptions.DevRevUnexpectedResponseError` (``error_type``
+        ``incomplete_body``), and so does a body that turns out not to be complete JSON. Whoever owns ``write``
+        must then discard what it got. An exception raised by ``write`` ends the call as it is.
+
+        :return: How many bytes were written, and the recording's kind.
+        """
+        from airflow_provider_devrev.hooks._streaming import RecordingScanner
+
+        request = get_session_recording_request(session_id, version_key, recording_id=recording_id, tab_id=tab_id)
+        scanner = RecordingScanner(request)
+
+        def checked_write(chunk: bytes) -> None:
+            scanner.feed(chunk)
+            write(chunk)
+
+        self.call_streaming(request, checked_write)
+        return StreamedRecording(bytes=scanner.bytes, recording=scanner.finish())
+
+    def get_session_developer_info(self, session_id: str, version_key: str, tab_id: str) -> dict[str, Any]:
+        """
+        Fetch a web session's console and network data with ``POST /observability.sessions.developer-info.get``.
+
+        :param session_id: The web session's id.
+        :param version_key: The app version key the session was recorded under.
+        :param tab_id: The tab (one of the session's ``tab_ids``).
+        :return: The body exactly as DevRev sent it: ``console_data`` and ``network_data`` lists, whose items
+            keep every field DevRev sends (the contract knows only some of them).
+        :raises DevRevInvalidInputError: an empty or missing argument, before anything is sent.
+        :raises DevRevError: a failure, typed by status, after the retries allowed.
+        """
+        return self.call(get_session_developer_info_request(session_id, version_key, tab_id))
 
     async def acall(self, request: ApiRequest) -> dict[str, Any]:
         """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
@@ -386,6 +486,72 @@ class DevRevHook(BaseHook):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureRequestWarning)
             return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
+
+    def call_streaming(self, request: ApiRequest, write: Callable[[bytes], Any]) -> int:
+        """
+        Send ``request`` as :meth:`call` does, but hand a 2xx body to ``write`` chunk by chunk as it arrives.
+
+        Retried like :meth:`call` until the first chunk has been written; after that any failure is final
+        (the bytes written cannot be taken back): a cut body raises
+        :class:`~airflow_provider_devrev.exceptions.DevRevUnexpectedResponseError`. Exceptions from ``write``
+        pass through unchanged.
+
+        :return: How many bytes of the body were written.
+        """
+        settings = self.settings
+        try:
+            return self._stream_once(request, settings, write)
+        except DevRevError as err:
+            wait = settings.retry.first_retry_wait(err, log=self.log, what=request.describe())
+            if wait is None:
+                raise
+            self._sleep(wait)
+        from tenacity import Retrying
+
+        kwargs = settings.retry.tenacity_kwargs(
+            sleep=self._sleep, log=self.log, what=request.describe(), attempts_made=1
+        )
+        written: int = Retrying(**kwargs)(self._stream_once, request, settings, write)
+        return written
+
+    def _stream_once(self, request: ApiRequest, settings: ConnectionSettings, write: Callable[[bytes], Any]) -> int:
+        import requests
+
+        written = 0
+        try:
+            with self.get_conn().request(
+                request.method,
+                request.url(settings.base_url),
+                json=request.body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
+                    error = error_from_response(request, response.status_code, response.headers, content)
+                    raise settings.retry.check_wait_acceptable(error)
+                for chunk in response.iter_content(STREAM_CHUNK_BYTES):
+                    if chunk:
+                        write(chunk)
+                        written += len(chunk)
+        except requests.RequestException as err:
+            if written:
+                # Bytes already written cannot be taken back: the caller discards them and the error is final.
+                raise DevRevUnexpectedResponseError(
+                    f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
+                    f"({type(err).__name__}); nothing was published",
+                    status_code=200,
+                    error_type="incomplete_body",
+                ) from err
+            if isinstance(err, requests.ConnectTimeout):
+                raise no_response_error(
+                    request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
+                ) from err
+            if isinstance(err, requests.Timeout):
+                raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+            raise no_response_error(request, settings.base_url) from err
+        return written
 
 
 def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError | None:

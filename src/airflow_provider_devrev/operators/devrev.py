@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -17,10 +16,13 @@ from airflow_provider_devrev._compat import (
     conf,
     date_time_trigger,
 )
+from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.listing import to_utc
+from airflow_provider_devrev.operators.recording import GetSessionRecordingOperator as GetSessionRecordingOperator
+from airflow_provider_devrev.operators.sessions import GetSessionsOperator as GetSessionsOperator
 from airflow_provider_devrev.settle import DEFAULT_SETTLE, validate_settle, wait_until
 
 if TYPE_CHECKING:
@@ -266,29 +268,14 @@ def _same_instant(after: Any, before: Any) -> bool:
 
 def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tuple[str, int]:
     """
-    Stream ``sessions`` to ``output_path`` as JSON Lines; return the path written and how many lines.
+    Stream ``sessions`` to ``output_path`` as JSON Lines, published only once complete (see
+    :func:`~airflow_provider_devrev._storage.published_atomically`); return the path written and how many lines.
 
     :param output_path: A path or URL, or an ``ObjectStoragePath``.
     """
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-    if isinstance(output_path, str) and output_path.startswith("/"):
-        output_path = "file://" + output_path
-    target = output_path if isinstance(output_path, ObjectStoragePath) else ObjectStoragePath(str(output_path))
-    if target.protocol in ("", "file", "local"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and moved into place once complete: an atomic rename on a local disk, a copy
-    # on an object store. Writing to the target itself would publish half an export when a page fails, since
-    # closing an object-store file completes its upload whatever happened before.
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     count = 0
-    try:
-        with partial.open("w", encoding="utf-8") as stream:
-            for session in sessions:
-                stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
-                count += 1
-        partial.rename(target)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return str(target), count
+    with published_atomically(output_path, "w", encoding="utf-8") as (stream, target):
+        for session in sessions:
+            stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+    return target, count

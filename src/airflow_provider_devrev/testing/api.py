@@ -19,6 +19,7 @@ from airflow_provider_devrev.testing.protocol import (
     json_reply,
     not_found,
 )
+from airflow_provider_devrev.testing.recordings import developer_info, recording_chunks
 from airflow_provider_devrev.testing.store import (
     DEFAULT_SORT,
     SORT_FIELDS,
@@ -125,6 +126,63 @@ def _match_all(session: dict[str, Any], created_ts: float) -> bool:
     return True
 
 
+def recording_key(session: Mapping[str, Any], recording_id: str | None, tab_id: str | None) -> str | None:
+    """The recording (mobile) or tab (web) of ``session`` that the ids name, or None if it has none such."""
+    if session["type"] == "web":
+        return tab_id if tab_id is not None and tab_id in (session.get("tab_ids") or ()) else None
+    return recording_id if recording_id is not None and recording_id in (session.get("recording_ids") or ()) else None
+
+
+def sessions_data_get(
+    params: Params, store: SessionStore, *, now: float, seed: int, inflated: Mapping[str, int]
+) -> Reply:
+    """``observability.sessions.data.get`` (GET query or POST body): one recording of a session, or one tab."""
+    session_id = params.need_string("session_id")
+    version_key = params.need_string("version_key")
+    recording_id = params.string("recording_id")
+    tab_id = params.string("tab_id")
+    if recording_id is None and tab_id is None:
+        raise bad_request(
+            "missing_required_field",
+            "one of 'recording_id' (a mobile session's) or 'tab_id' (a web session's) is required",
+            field_name="recording_id",
+        )
+    if recording_id is not None and tab_id is not None:
+        raise bad_request("bad_request", "give only one of 'recording_id' and 'tab_id'")
+    session = store.find(session_id=session_id, version_key=version_key, now=now)
+    if session is None:
+        raise not_found(f"session {session_id!r} not found for version_key {version_key!r}")
+    key = recording_key(session, recording_id, tab_id)
+    if key is None:
+        which = f"tab {tab_id!r}" if tab_id is not None else f"recording {recording_id!r}"
+        raise not_found(f"{which} not found in {session['type']} session {session_id!r}")
+    min_bytes = inflated.get(session_id, 0)
+    chunks = recording_chunks(session, key, seed=seed, version_key=version_key, min_bytes=min_bytes)
+    if min_bytes:
+        return Reply(200, chunks=chunks)  # generated while it is sent
+    return Reply(200, body=b"".join(chunks))
+
+
+def sessions_developer_info_get(params: Params, store: SessionStore, *, now: float, seed: int) -> Reply:
+    """``observability.sessions.developer-info.get`` (POST only): a web tab's console and network data.
+
+    The contract gives this operation no 404: an unknown session or tab answers 400 ``invalid_id``.
+    """
+    session_id = params.need_string("session_id")
+    version_key = params.need_string("version_key")
+    tab_id = params.need_string("tab_id")
+    session = store.find(session_id=session_id, version_key=version_key, now=now)
+    if session is None or session["type"] != "web":
+        raise bad_request(
+            "invalid_id",
+            f"no web session {session_id!r} for version_key {version_key!r}",
+            field_name="session_id",
+        )
+    if recording_key(session, None, tab_id) is None:
+        raise bad_request("invalid_id", f"no tab {tab_id!r} in web session {session_id!r}", field_name="tab_id")
+    return json_reply(200, developer_info(session, tab_id, seed=seed, version_key=version_key))
+
+
 def dev_users_self() -> Reply:
     """``dev-users.self``: the fixed simulated user."""
     return json_reply(200, {"dev_user": dict(DEV_USER)})
@@ -133,6 +191,9 @@ def dev_users_self() -> Reply:
 ROUTES: dict[str, tuple[str, ...]] = {
     "/observability.sessions.get": ("GET", "POST"),
     "/observability.sessions.list": ("GET", "POST"),
+    "/observability.sessions.data.get": ("GET", "POST"),
+    # The contract defines only POST here: a GET answers 405 (outside the contract), as any other method.
+    "/observability.sessions.developer-info.get": ("POST",),
     "/dev-users.self": ("GET",),
 }
 
@@ -147,6 +208,8 @@ def dispatch(
     *,
     now: float,
     page_size: int,
+    seed: int = 0,
+    inflated: Mapping[str, int] | None = None,
 ) -> Reply:
     """Route an authenticated request and turn contract errors into replies.
 
@@ -158,6 +221,8 @@ def dispatch(
     :param store: the session store.
     :param now: the simulator clock's current value.
     :param page_size: the default list page size.
+    :param seed: the simulator's seed, which (with the ids) determines every generated recording.
+    :param inflated: session id -> the least size in bytes of its recordings (see ``inflate_recording``).
     """
     try:
         methods = ROUTES.get(path)
@@ -177,6 +242,10 @@ def dispatch(
             params = Params(query, from_json=False)
         if path == "/observability.sessions.get":
             return sessions_get(params, store, now=now)
+        if path == "/observability.sessions.data.get":
+            return sessions_data_get(params, store, now=now, seed=seed, inflated=inflated or {})
+        if path == "/observability.sessions.developer-info.get":
+            return sessions_developer_info_get(params, store, now=now, seed=seed)
         return sessions_list(params, store, now=now, page_size=page_size)
     except ApiError as exc:
         return exc.reply()

@@ -17,9 +17,11 @@ Kinds and their parameters (defaults in brackets):
 - ``non_json`` (``status`` [200], ``body`` [an HTML page], ``content_type`` ["text/html"]).
 - ``truncated_json`` (``status`` [200]): the normal JSON body cut in half, with a Content-Length that
   matches the cut body, so the HTTP response is complete but its JSON is not.
+- ``cut_body`` (``after_bytes`` [half the body; 64 KiB of a streamed one]): the normal answer, but the
+  connection closes after that many bytes of its body, before the declared length (or the final chunk).
 - ``revoked``: 401 ``token_revoked``.
 
-``slow`` and ``truncated_json`` run the normal handling (so a lookup they wrap counts towards
+``slow``, ``truncated_json`` and ``cut_body`` run the normal handling (so a lookup they wrap counts towards
 ``appear_after_requests``); the others replace it.
 """
 
@@ -31,7 +33,7 @@ import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,7 @@ _PARAMS: dict[str, frozenset[str]] = {
     "drop": frozenset(),
     "non_json": frozenset({"status", "body", "content_type"}),
     "truncated_json": frozenset({"status"}),
+    "cut_body": frozenset({"after_bytes"}),
     "revoked": frozenset(),
 }
 FAULT_KINDS = frozenset(_PARAMS)
@@ -118,6 +121,10 @@ def make_fault(
         delay = params.get("delay")
         if not isinstance(delay, int | float) or delay < 0:
             raise ValueError("slow needs delay=<seconds >= 0>")
+    elif kind == "cut_body":
+        after = params.setdefault("after_bytes", None)
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+            raise ValueError("after_bytes must be an int >= 0")
     elif kind in ("non_json", "truncated_json"):
         params["status"] = _status(params, 200)
         if kind == "non_json":
@@ -230,7 +237,14 @@ def fault_reply(fault: Fault, *, normal: Callable[[], Reply], stop: threading.Ev
         return _text(params["status"], params["body"], params["content_type"])
     if fault.kind == "truncated_json":
         full = normal()
-        return Reply(params["status"], full.body[: len(full.body) // 2], full.content_type, full.headers)
+        whole = b"".join(full.chunks) if full.chunks is not None else full.body
+        return Reply(params["status"], whole[: len(whole) // 2], full.content_type, full.headers)
+    if fault.kind == "cut_body":
+        full = normal()
+        after = params["after_bytes"]
+        if after is None:
+            after = len(full.body) // 2 if full.chunks is None else 1 << 16
+        return replace(full, cut_after=after)
     return json_reply(401, {"type": "token_revoked", "message": "The token has been revoked."})
 
 

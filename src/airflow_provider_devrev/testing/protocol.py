@@ -14,20 +14,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 JSON_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What the transport sends: status, body, content type and extra headers, or nothing (``drop``)."""
+    """What the transport sends: status, body, content type and extra headers, or nothing (``drop``).
+
+    ``chunks`` (instead of ``body``) is a body generated while it is sent, with chunked transfer encoding, so a
+    large one never sits in memory. ``cut_after`` closes the connection after that many bytes of the body, as a
+    connection lost mid-answer would (the declared length or the final chunk never arrives).
+    """
 
     status: int
     body: bytes = b""
     content_type: str | None = JSON_TYPE
     headers: tuple[tuple[str, str], ...] = ()
     drop: bool = False
+    chunks: Iterable[bytes] | None = None
+    cut_after: int | None = None
 
 
 def json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:

@@ -5,10 +5,11 @@ a loopback port, from a seeded data set (see :mod:`airflow_provider_devrev.testi
 faults (see :mod:`airflow_provider_devrev.testing.faults`) and a log of every request it received.
 Standard library only, and no Airflow import, so it can run anywhere the provider is installed.
 
-Endpoints: ``GET``/``POST /observability.sessions.get``, ``GET``/``POST /observability.sessions.list`` and
-``GET /dev-users.self``. Any other path (the contract's ``sessions.data.get`` and ``developer-info.get``
-included: they are not simulated) answers 404 ``not_found``; a known path with another method answers
-405 with ``Allow`` (outside the contract).
+Endpoints: ``GET``/``POST /observability.sessions.get``, ``GET``/``POST /observability.sessions.list``,
+``GET``/``POST /observability.sessions.data.get`` (generated recordings, see
+:mod:`airflow_provider_devrev.testing.recordings`), ``POST /observability.sessions.developer-info.get`` and
+``GET /dev-users.self``. Any other path answers 404 ``not_found``; a known path with another method
+answers 405 with ``Allow`` (outside the contract).
 
 Order of handling for each request: body framing (413 over 1 MiB), then a matching fault if any, then
 the bearer token (401), then the optional rate limit (429), then routing and the endpoint.
@@ -505,6 +506,8 @@ class DevRevSimulator(SimulatorState):
                     self._store,
                     now=now,
                     page_size=self._page_size,
+                    seed=self._seed,
+                    inflated=self._inflated,
                 )
             return replace(reply, headers=reply.headers + headers)
         except Exception:

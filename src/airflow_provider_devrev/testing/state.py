@@ -6,6 +6,8 @@ T clock seconds, or from clock time T) read in one place.
 
 from __future__ import annotations
 
+import copy
+import json
 import random
 import threading
 from typing import TYPE_CHECKING, Any
@@ -14,7 +16,7 @@ from airflow_provider_devrev.testing import data
 from airflow_provider_devrev.testing.store import SessionStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 class SimulatorState:
@@ -28,6 +30,8 @@ class SimulatorState:
     def __init__(self, *, seed: int, clock: Callable[[], float], seed_data: bool) -> None:
         self._lock = threading.RLock()
         self._clock = clock
+        self._seed = seed
+        self._inflated: dict[str, int] = {}
         # A generator of its own, so making sessions never shifts the seeded data set (and vice versa).
         self._rng = random.Random(f"devrev-simulator-make-{seed}")
         self._store = SessionStore()
@@ -109,3 +113,63 @@ class SimulatorState:
         with self._lock:
             if not self._store.remove(session_id, version_key):
                 raise KeyError(session_id)
+
+    # -- recordings ------------------------------------------------------------------------------------
+
+    def inflate_recording(self, session_id: str, min_bytes: int) -> None:
+        """Make every recording (or tab) of ``session_id`` at least ``min_bytes`` long, to test streaming.
+
+        The extra bytes are more of the same user activity before the recording's ending, generated while
+        the answer is sent (with chunked transfer encoding), so even tens of MB cost the simulator no memory.
+
+        :param session_id: the session (under any version key).
+        :param min_bytes: the least body size; 0 makes its recordings normal again.
+        """
+        if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
+            raise ValueError("min_bytes must be an int >= 0")
+        with self._lock:
+            if min_bytes:
+                self._inflated[session_id] = min_bytes
+            else:
+                self._inflated.pop(session_id, None)
+
+    def recording_chunks(
+        self, session_id: str, version_key: str, *, recording_id: str | None = None, tab_id: str | None = None
+    ) -> Iterator[bytes]:
+        """Exactly the ``sessions.data.get`` body the simulator serves for this recording (or tab), in chunks.
+
+        :raises KeyError: when the simulator would answer 404 (no such visible session, recording or tab).
+        """
+        from airflow_provider_devrev.testing.api import recording_key
+        from airflow_provider_devrev.testing.recordings import recording_chunks
+
+        with self._lock:
+            session = self._store.find(session_id=session_id, version_key=version_key, now=self._clock())
+            key = recording_key(session, recording_id, tab_id) if session is not None else None
+            if session is None or key is None:
+                raise KeyError(session_id)
+            session = copy.deepcopy(session)
+            min_bytes = self._inflated.get(session_id, 0)
+        return recording_chunks(session, key, seed=self._seed, version_key=version_key, min_bytes=min_bytes)
+
+    def recording(
+        self, session_id: str, version_key: str, *, recording_id: str | None = None, tab_id: str | None = None
+    ) -> dict[str, Any]:
+        """The recording (or tab) the simulator serves, parsed; see :meth:`recording_chunks`."""
+        body = b"".join(self.recording_chunks(session_id, version_key, recording_id=recording_id, tab_id=tab_id))
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def developer_info(self, session_id: str, version_key: str, tab_id: str) -> dict[str, Any]:
+        """The ``developer-info.get`` body the simulator serves for a web session's tab.
+
+        :raises KeyError: when there is no such visible web session or tab.
+        """
+        from airflow_provider_devrev.testing.api import recording_key
+        from airflow_provider_devrev.testing.recordings import developer_info
+
+        with self._lock:
+            session = self._store.find(session_id=session_id, version_key=version_key, now=self._clock())
+            if session is None or session["type"] != "web" or recording_key(session, None, tab_id) is None:
+                raise KeyError(session_id)
+            return developer_info(copy.deepcopy(session), tab_id, seed=self._seed, version_key=version_key)

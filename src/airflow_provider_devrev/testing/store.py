@@ -180,6 +180,15 @@ class SessionStore:
         entry.lookups += 1
         return copy.deepcopy(entry.session) if entry.visible(now) else None
 
+    def find(self, *, session_id: str, version_key: str, now: float) -> dict[str, Any] | None:
+        """A visible session by id and version key, whatever its platform, without counting a lookup (what
+        ``sessions.data.get`` and ``developer-info.get`` see; only ``sessions.get`` makes a session appear).
+
+        :returns: the stored session itself (not a copy: callers only read it), or None.
+        """
+        entry = self._by_key.get((version_key, session_id))
+        return entry.session if entry is not None and entry.visible(now) else None
+
     def visible(self, now: float) -> list[dict[str, Any]]:
         """Copies of every visible session, in list order (created_at, then session_id)."""
         entries = [entry for entry in self._by_key.values() if entry.visible(now)]

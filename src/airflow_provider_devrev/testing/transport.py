@@ -276,15 +276,40 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Type", reply.content_type)
             for name, value in reply.headers:
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.chunks is not None:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(reply.body)))
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(reply.body)
+                self._write_body(reply)
             self.wfile.flush()
         except OSError:
             self.close_connection = True  # the client went away mid-reply
+
+    def _write_body(self, reply: Reply) -> None:
+        budget = reply.cut_after
+        if reply.chunks is None:
+            self.wfile.write(reply.body if budget is None else reply.body[:budget])
+        else:
+            for chunk in reply.chunks:
+                if budget is not None:
+                    chunk = chunk[:budget]
+                    budget -= len(chunk)
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                if budget == 0 or self.server.stop_event.is_set():
+                    break
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                return
+        if budget is not None or reply.chunks is not None:
+            # Cut (or stopped) mid-body: the client must see the connection end before the body does.
+            self.wfile.flush()
+            self.close_connection = True
+            _shutdown(self.connection)
 
 
 def _too_large() -> Reply:

@@ -2,7 +2,8 @@
 The fault-matrix DAGs: one task each, the operator and the sensor in poke and deferrable modes.
 
 The test sets ``DEVREV_MATRIX`` (JSON) before parsing: ``hook`` (timeout, max_retries, max_retry_wait),
-``poke_interval`` and ``sensor_timeout``, so every mode runs with the same options.
+``poke_interval`` and ``sensor_timeout``, so every mode runs with the same options. The recording DAGs fetch
+a recording to XCom and stream it to ``output_path``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_devrev.operators.devrev import GetSessionOperator
+from airflow_provider_devrev.operators.devrev import GetSessionOperator, GetSessionRecordingOperator
 from airflow_provider_devrev.sensors.devrev import DevRevSessionSensor
 
 CFG = json.loads(os.environ.get("DEVREV_MATRIX", "{}"))
@@ -35,4 +36,15 @@ for mode in ("poke", "deferrable"):
             poke_interval=CFG.get("poke_interval", 60),
             timeout=CFG.get("sensor_timeout", 6 * 3600),
             deferrable=mode == "deferrable",
+        )
+
+for mode, output_path in (("recording_xcom", None), ("recording_file", CFG.get("output_path"))):
+    with DAG(dag_id=f"devrev_matrix_{mode}", **DAG_ARGS):
+        GetSessionRecordingOperator(
+            task_id="task",
+            session_id=SESSION["session_id"],
+            version_key=SESSION["version_key"],
+            recording_id=CFG.get("recording_id", "matrix-recording"),
+            output_path=output_path,
+            **HOOK,
         )

@@ -1,0 +1,115 @@
+"""GetSessionsOperator against the simulator: order, duplicates, missing ids, the XCom cap, a rate limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_devrev._compat import AirflowFailException
+from airflow_provider_devrev.exceptions import DevRevInvalidInputError, DevRevNotFoundError
+from airflow_provider_devrev.operators.devrev import GetSessionsOperator
+
+VERSION = "com.example.app@1.0.0"
+GET = "/observability.sessions.get"
+
+pytestmark = pytest.mark.devrev_simulator(seed_data=False)
+
+
+def add(sim, *ids, platform="android"):
+    return {
+        sid: sim.add_session(sim.make_session("mobile", platform=platform, session_id=sid), version_key=VERSION)
+        for sid in ids
+    }
+
+
+def op(**kwargs):
+    kwargs.setdefault("platform", "android")
+    return GetSessionsOperator(task_id="sessions", version_key=VERSION, max_retries=0, **kwargs)
+
+
+def test_sessions_come_back_in_the_order_given_each_id_once(devrev_simulator):
+    stored = add(devrev_simulator, "a", "b", "c")
+
+    result = op(session_ids=["c", "a", "b", "a", "c"]).execute({})
+
+    assert result == [stored["c"], stored["a"], stored["b"]]
+    assert sorted(r.session_id for r in devrev_simulator.requests_for(path=GET)) == ["a", "b", "c"]
+
+
+def test_a_missing_id_fails_the_task(devrev_simulator):
+    add(devrev_simulator, "a")
+
+    with pytest.raises(DevRevNotFoundError):
+        op(session_ids=["a", "gone"]).execute({})
+
+
+def test_skip_missing_leaves_missing_ids_out(devrev_simulator):
+    stored = add(devrev_simulator, "a", "c")
+
+    result = op(session_ids=["gone-1", "a", "gone-2", "c"], skip_missing=True).execute({})
+
+    assert result == [stored["a"], stored["c"]]
+
+
+def test_a_list_above_max_xcom_bytes_is_refused_and_says_to_set_output_path(devrev_simulator):
+    stored = add(devrev_simulator, *(f"s{n}" for n in range(10)))
+    size = len(json.dumps(list(stored.values()), ensure_ascii=False, separators=(",", ":")).encode())
+
+    assert len(op(session_ids=list(stored), max_xcom_bytes=size).execute({})) == 10
+    with pytest.raises(AirflowFailException, match=rf"max_xcom_bytes={size - 1}.*set output_path"):
+        op(session_ids=list(stored), max_xcom_bytes=size - 1).execute({})
+
+
+def test_output_path_writes_json_lines_in_order(devrev_simulator, tmp_path):
+    stored = add(devrev_simulator, "a", "b", "c")
+    target = tmp_path / "out" / "sessions.jsonl"
+
+    result = op(session_ids=["b", "a", "c"], output_path=str(target), max_xcom_bytes=1).execute({})
+
+    assert result == {"path": target.as_uri(), "bytes": target.stat().st_size, "count": 3}
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [stored["b"], stored["a"], stored["c"]]
+    assert [p.name for p in target.parent.iterdir()] == ["sessions.jsonl"]
+
+
+@pytest.mark.devrev_simulator(seed_data=False, rate_limit=(8, 0.5))
+def test_under_a_rate_limit_every_session_arrives_in_order(devrev_simulator):
+    ids = [f"s{n:02d}" for n in range(40)]
+    stored = add(devrev_simulator, *ids)
+
+    result = op(session_ids=list(reversed(ids)), max_concurrency=8).execute({})
+
+    assert result == [stored[sid] for sid in reversed(ids)]
+    statuses = [r.status for r in devrev_simulator.requests_for(path=GET)]
+    assert statuses.count(200) == 40
+    assert 429 in statuses, "the limit was reached, and paced rather than failed"
+
+
+def test_session_ids_as_text_is_refused(devrev_simulator):
+    with pytest.raises(DevRevInvalidInputError, match="session_ids"):
+        op(session_ids="a,b")
+    task = op(session_ids="{{ params.ids }}")
+    task.session_ids = "['a', 'b']"  # what rendering without render_template_as_native_obj produces
+
+    with pytest.raises(DevRevInvalidInputError, match="XComArg"):
+        task.execute({})
+    assert devrev_simulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"platform": "windows", "session_ids": ["a"]}, "platform"),
+        ({"session_ids": ["a", ""]}, "session_ids"),
+        ({"session_ids": ["a"], "max_concurrency": 0}, "max_concurrency"),
+        ({"session_ids": ["a"], "max_xcom_bytes": -1}, "max_xcom_bytes"),
+    ],
+)
+def test_literal_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
+    with pytest.raises(DevRevInvalidInputError, match=field):
+        op(**kwargs)
+
+
+def test_template_fields():
+    assert set(GetSessionsOperator.template_fields) >= {"platform", "version_key", "session_ids", "output_path"}
