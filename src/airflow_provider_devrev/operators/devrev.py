@@ -91,8 +91,10 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
       path through Airflow's ``ObjectStoragePath``: a local path, ``file://...``, or any object-store URL
       Airflow has a provider for (``s3://...``, ``gs://...``), with ``conn_id`` as ObjectStoragePath takes it
       (``s3://aws_default@bucket/key``). The XCom is ``{"path": ..., "count": ...}``. A rerun overwrites the
-      file. The file is written beside the target and moved into place once complete (a rename on a local
-      disk, a copy on an object store), so readers never see half an export and a failed run leaves none.
+      file. Readers never see half an export and a failed run leaves none: on S3 the object is written in
+      place inside the filesystem's transaction (uploaded once, completed on success, discarded on error);
+      elsewhere the file is written beside the target and moved into place once complete (a rename on a
+      local disk, a copy on other object stores).
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.
@@ -206,6 +208,11 @@ def _same_instant(after: Any, before: Any) -> bool:
     return to_utc(after, "created_after") == to_utc(before, "created_before")
 
 
+#: Protocols whose files write nothing visible until committed and can be discarded (s3fs's deferred
+#: multipart upload): exports there are written in place inside the filesystem's transaction.
+TRANSACTIONAL_PROTOCOLS = frozenset({"s3", "s3a"})
+
+
 def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tuple[str, int]:
     """
     Stream ``sessions`` to ``output_path`` as JSON Lines; return the path written and how many lines.
@@ -219,18 +226,30 @@ def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tu
     target = output_path if isinstance(output_path, ObjectStoragePath) else ObjectStoragePath(str(output_path))
     if target.protocol in ("", "file", "local"):
         target.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and moved into place once complete: an atomic rename on a local disk, a copy
-    # on an object store. Writing to the target itself would publish half an export when a page fails, since
-    # closing an object-store file completes its upload whatever happened before.
+    if target.protocol in TRANSACTIONAL_PROTOCOLS:
+        # The target itself, in the filesystem's transaction: its file is uploaded once and completed only
+        # when the transaction commits, and discarded (multipart upload aborted) when a page fails. No
+        # temporary object, no copy, and the lineage Airflow records is the final path.
+        with target.fs.transaction, target.open("w", encoding="utf-8") as stream:
+            count = _write_lines(stream, sessions)
+        return str(target), count
+    # Elsewhere, written beside the target and moved into place once complete: an atomic rename on a local
+    # disk, a copy on other stores. Writing to the target itself would publish half an export when a page
+    # fails, since closing an object-store file completes its upload whatever happened before.
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    count = 0
     try:
         with partial.open("w", encoding="utf-8") as stream:
-            for session in sessions:
-                stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
-                count += 1
+            count = _write_lines(stream, sessions)
         partial.rename(target)
     finally:
         if partial.exists():
             partial.unlink()
     return str(target), count
+
+
+def _write_lines(stream: Any, sessions: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    for session in sessions:
+        stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count
