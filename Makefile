@@ -10,7 +10,7 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install dist demo demo-export demo-events test test-one lint reliability bench bench-full clean
+.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint reliability bench bench-full clean
 
 # An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
 install:
@@ -31,6 +31,13 @@ demo-export: install
 demo-events: install
 	$(BIN)/python scripts/demo_events.py
 
+# The distributed deployment's scenarios (PostgreSQL, Celery on Redis, two triggerers, two workers, an S3
+# server; see README "Running on a distributed Airflow") with their figures. Needs postgresql and
+# redis-server (scripts/system_deps.sh installs them as root). About 10 minutes on 2 cores.
+demo-cluster: install
+	bash scripts/system_deps.sh
+	$(BIN)/python scripts/demo_cluster.py
+
 test:
 	$(PYTHON) scripts/test_legs.py $(LEGS)
 	$(MAKE) --no-print-directory lint
@@ -46,8 +53,10 @@ lint: install
 
 # Regenerates docs/reliability.md from a real run of the reliability and deployment tests.
 reliability: install
+	bash scripts/system_deps.sh
 	DEVREV_RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md \
 	DEVREV_DEPLOYMENT_FIGURES=$(CURDIR)/docs/deployment-figures.json \
+	DEVREV_CLUSTER_FIGURES=$(CURDIR)/docs/cluster-figures.json \
 		$(BIN)/python -m pytest -q tests/deployment tests/reliability
 
 # Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.

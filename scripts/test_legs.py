@@ -14,7 +14,9 @@ then runs with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution
 imports is that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
 ``sys.path``). Each leg's pytest summary, the provider it imported and its wall time are printed in a table at
 the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target) also runs the
-real-deployment tests; the others do not, since they start Airflow 3.3's components.
+real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
+``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as root; otherwise it says
+what to install and the leg fails).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ DIST_TOOLS = REPO / "ci" / "dist-tools.txt"
 DIST_VENV = REPO / ".venv-dist"
 #: Each leg's whole pytest output (the console shows its tail); ignored by git.
 LOGS = REPO / ".test-logs"
+SYSTEM_DEPS = REPO / "scripts" / "system_deps.sh"
 DEFAULT_VENV_VERSION = "3.3.2"  # `.venv`, shared with `make demo`
 EDITABLE = "editable"
 PIP_QUIET = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
@@ -124,12 +127,12 @@ def imported_provider(venv: Path) -> str:
 
 def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     started = time.monotonic()
-    error = install(version, wheel)
+    error = install(version, wheel) or (system_servers() if runs_deployment(version) else None)
     if error:
         return False, error, "", time.monotonic() - started
     venv = venv_for(version)
     args = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
-    if not version.startswith("3.3"):
+    if not runs_deployment(version):
         args += ["-m", "not deployment"]
     print(f"\n===== Airflow {version}: {' '.join(args[2:])} (against {wheel.name})", flush=True)
     env = {**os.environ, "DEVREV_TEST_WHEEL": str(wheel), "DEVREV_TEST_SDIST": str(sdist_of(wheel))}
@@ -150,6 +153,17 @@ def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     )
     # pytest's exit status 5 means no test ran: that is a failure too.
     return done.returncode == 0, summary, imported_provider(venv), time.monotonic() - started
+
+
+def runs_deployment(version: str) -> bool:
+    return version.startswith("3.3")
+
+
+def system_servers() -> str | None:
+    """Install the servers of the deployment tests (PostgreSQL, Redis) when missing; an error message, or None."""
+    if run(["bash", str(SYSTEM_DEPS)]).returncode != 0:
+        return f"{SYSTEM_DEPS.name} failed: the deployment tests need PostgreSQL and Redis (see above)"
+    return None
 
 
 def sdist_of(wheel: Path) -> Path:

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+#: Protocols whose files write nothing visible until committed and can be discarded (s3fs's deferred
+#: multipart upload): exports there are written in place inside the filesystem's transaction.
+TRANSACTIONAL_PROTOCOLS = frozenset({"s3", "s3a"})
+
 
 def storage_path(output_path: Any) -> Any:
     """
@@ -27,11 +31,14 @@ def published_atomically(output_path: Any, mode: str = "w", **open_kwargs: Any) 
     """
     Open a stream whose content appears at ``output_path`` only if the block completes.
 
-    Yields ``(stream, target)``: the stream writes beside the target, and on a clean exit the file is moved into
-    place (an atomic rename on a local disk, a copy on an object store); on an exception it is deleted, so a
-    reader never sees half a file and a failed run leaves none. Writing to the target itself would publish half
-    an export when the source fails, since closing an object-store file completes its upload whatever happened
-    before. A rerun overwrites the target.
+    Yields ``(stream, target)``. On S3 the stream writes the target itself inside the filesystem's transaction:
+    its multipart upload completes only when the block does and is aborted on an exception, so there is one
+    upload, no temporary object, and the lineage Airflow records is the final path. Elsewhere the stream writes
+    beside the target, and on a clean exit the file is moved into place (an atomic rename on a local disk, a copy
+    on other stores); on an exception it is deleted. Either way a reader never sees half a file and a failed run
+    leaves none: writing to the target itself outside a transaction would publish half an export when the source
+    fails, since closing an object-store file completes its upload whatever happened before. A rerun overwrites
+    the target.
 
     :param output_path: A path or URL, or an ``ObjectStoragePath``.
     :param mode: ``"w"`` (text) or ``"wb"`` (bytes).
@@ -40,6 +47,10 @@ def published_atomically(output_path: Any, mode: str = "w", **open_kwargs: Any) 
     target = storage_path(output_path)
     if target.protocol in ("", "file", "local"):
         target.parent.mkdir(parents=True, exist_ok=True)
+    if target.protocol in TRANSACTIONAL_PROTOCOLS:
+        with target.fs.transaction, target.open(mode, **open_kwargs) as stream:
+            yield stream, str(target)
+        return
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     try:
         with partial.open(mode, **open_kwargs) as stream:

@@ -130,6 +130,9 @@ class Component:
     popen: subprocess.Popen[bytes]
     output: Path
     expected_dead: bool = False
+    #: What asks it to stop: SIGTERM for Airflow; PostgreSQL's "fast shutdown" is SIGINT (its SIGTERM waits
+    #: for every client to disconnect).
+    stop_signal: signal.Signals = signal.SIGTERM
     #: Leader reaped and session empty: the ids may belong to someone else now, never signal them again.
     gone: bool = False
 
@@ -199,21 +202,44 @@ class Deployment:
     def db(self) -> Path:
         return self.home / "airflow.db"
 
-    def start(self, name: str, *args: str) -> Component:
-        """Start ``airflow <args>`` as a session leader; stdout and stderr go to ``<home>/components/<name>.out``."""
+    def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> Component:
+        """Start ``airflow <args>`` as a session leader; stdout and stderr go to ``<home>/components/<name>.out``.
+
+        :param env: more environment variables for this component only.
+        """
+        return self.spawn(name, [AIRFLOW, *args], env={**self.env, **(env or {})})
+
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> Component:
+        """
+        Start any server process as a component: a session leader, output in ``<home>/components/<name>.out``,
+        stopped with the others.
+
+        :param env: its whole environment (default: the deployment's).
+        :param user: run it as this user (the caller must be root), e.g. PostgreSQL, which refuses root.
+        :param stop_signal: the signal that asks it to stop.
+        """
         output = self.home / "components" / f"{name}.out"
         output.parent.mkdir(exist_ok=True)
         with output.open("wb") as out:
             popen = subprocess.Popen(
-                [AIRFLOW, *args],
-                env=self.env,
-                cwd=self.home,
+                argv,
+                env=dict(self.env if env is None else env),
+                cwd=self.home if user is None else "/",
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                user=user,
             )
-        component = Component(name, popen, output)
+        component = Component(name, popen, output, stop_signal=stop_signal)
         self.components.append(component)
         return component
 
@@ -254,6 +280,10 @@ class Deployment:
             timeout=CLI_TIMEOUT,
             start_new_session=True,
         )
+        # Kept with the components' output: what a CLI command prints is searched for secrets too.
+        (self.home / "components").mkdir(exist_ok=True)
+        with (self.home / "components" / "cli.out").open("a") as log:
+            log.write(f"$ airflow {args[0] if args else ''} ...\n{done.stdout}{done.stderr}")
         if done.returncode != 0:
             output = (done.stdout + done.stderr)[-4000:]
             fail(f"`airflow {' '.join(args)}` exited with {done.returncode}:\n{output}")
@@ -291,21 +321,28 @@ class Deployment:
 
     def stop_all(self) -> None:
         """SIGTERM every component (each with its whole session), wait, then SIGKILL what is left. Idempotent."""
-        for component in self.components:
+        self.stop(self.components)
+
+    def stop(self, components: Iterable[Component]) -> None:
+        """Ask ``components`` to stop (their ``stop_signal``, to each whole session), wait, then SIGKILL what is
+        left. Idempotent."""
+        components = list(components)
+        for component in components:
             component.expected_dead = True
-            component.signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(self.leftovers(), timeout=STOP_TIMEOUT)
+            component.signal(component.stop_signal)
+        _, alive = psutil.wait_procs(self.leftovers(components), timeout=STOP_TIMEOUT)
         if alive:
-            for component in self.components:
+            for component in components:
                 component.signal(signal.SIGKILL)
             psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
-        for component in self.components:
+        for component in components:
             with suppress(subprocess.TimeoutExpired):
                 component.popen.wait(timeout=STOP_TIMEOUT)
 
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes of any component still alive."""
-        return [proc for component in self.components for proc in component.members()]
+    def leftovers(self, components: Iterable[Component] | None = None) -> list[psutil.Process]:
+        """Processes of any component (of ``components``, default all) still alive."""
+        chosen = self.components if components is None else components
+        return [proc for component in chosen for proc in component.members()]
 
     # -- the dag run, read from the DB --------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     template = Path(__file__).resolve().parents[2] / "docs" / "reliability.template.md"
     text = template.read_text().replace("{{fault_matrix}}", render(exitstatus))
     text = text.replace("{{deployment}}", render_deployment(os.environ.get("DEVREV_DEPLOYMENT_FIGURES")))
+    text = text.replace("{{cluster}}", render_cluster(os.environ.get("DEVREV_CLUSTER_FIGURES")))
     Path(target).write_text(text)
 
 
@@ -71,6 +72,20 @@ def render_deployment(path: str | None) -> str:
     figures = json.loads(Path(path).read_text())
     lines = ["| figure | value |", "|---|---|"]
     lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in figures.items()]
+    return "\n".join(lines)
+
+
+def render_cluster(path: str | None) -> str:
+    """The distributed deployment's figures (``tests/deployment/test_cluster.py``), one table per scenario."""
+    if not path or not Path(path).exists():
+        return "_The distributed deployment tests did not run in this report's run (`make reliability` runs them)._"
+    import json
+
+    figures = json.loads(Path(path).read_text())
+    lines = ["| scenario | figure | value |", "|---|---|---|"]
+    for scenario, values in figures.items():
+        items = values.items() if isinstance(values, dict) else [("", values)]
+        lines += [f"| {scenario.replace('_', ' ')} | {key.replace('_', ' ')} | {value} |" for key, value in items]
     return "\n".join(lines)
 
 

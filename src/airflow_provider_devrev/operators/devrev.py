@@ -110,8 +110,10 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
       path through Airflow's ``ObjectStoragePath``: a local path, ``file://...``, or any object-store URL
       Airflow has a provider for (``s3://...``, ``gs://...``), with ``conn_id`` as ObjectStoragePath takes it
       (``s3://aws_default@bucket/key``). The XCom is ``{"path": ..., "count": ...}``. A rerun overwrites the
-      file. The file is written beside the target and moved into place once complete (a rename on a local
-      disk, a copy on an object store), so readers never see half an export and a failed run leaves none.
+      file. Readers never see half an export and a failed run leaves none: on S3 the object is written in
+      place inside the filesystem's transaction (uploaded once, completed on success, discarded on error);
+      elsewhere the file is written beside the target and moved into place once complete (a rename on a
+      local disk, a copy on other object stores).
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.

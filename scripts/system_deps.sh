@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The servers the distributed deployment tests start (tests/deployment/cluster.py): PostgreSQL and Redis,
+# from Debian's packages. As root (CI), install whichever is missing; otherwise say what to install and fail.
+# Called by scripts/test_legs.py before the Airflow 3.3 leg; safe to run again (does nothing when present).
+set -euo pipefail
+
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/postgres" > /dev/null || command -v postgres > /dev/null || missing+=(postgresql)
+command -v redis-server > /dev/null || missing+=(redis-server)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "The deployment tests need PostgreSQL and Redis servers; missing: ${missing[*]}." >&2
+    echo "Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing ${missing[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# The packages' own services are never used: the tests start their own servers on free ports.
+apt-get install -y -qq "${missing[@]}" > /dev/null

@@ -1,0 +1,527 @@
+"""
+The distributed deployment (``cluster.py``): PostgreSQL, the CeleryExecutor on Redis, two triggerers, two
+Celery workers and an S3 object store, all real servers on 127.0.0.1, the DevRev connection in the metadata DB.
+
+One cluster serves the module's scenarios, in this order (the last one stops Airflow to read every store):
+
+1. Triggerer failover under load: 44 mapped deferrable ``DevRevSessionSensor`` tasks spread over both
+   triggerers; the one holding more is SIGKILLed while the sessions appear at random over the next minute.
+3. Export to object storage across workers: the crash-export example writes ``s3://`` objects from one
+   worker, its downstream task reads them on the other; a failed export leaves nothing behind.
+5. Secret sweep: ``pg_dump``, every Redis value, every file under AIRFLOW_HOME (logs, every component's
+   output) and every object: no form of the DevRev token anywhere.
+
+Scenarios 2 (watcher failover) and 4 (token rotation in the metadata DB) wait for the watcher rewrite and
+the credentials work: they belong here as further tests on the same ``cluster`` fixture.
+
+Run it alone with ``pytest -m deployment -s tests/deployment/test_cluster.py`` (``-s`` shows the figures).
+When ``DEVREV_CLUSTER_FIGURES`` names a file, the figures are also written there as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from airflow_provider_devrev.testing import DevRevSimulator, RecordedRequest
+from tests.deployment.cluster import (
+    BUCKET,
+    CLUSTER_DAGS,
+    TRIGGERER_HEALTH_CHECK_THRESHOLD,
+    TRIGGERERS,
+    Cluster,
+    argument,
+    cluster_in,
+    count_forms,
+    files_under,
+    monotonic_offset,
+    token_forms,
+    trigger_arguments,
+    utc_seconds,
+)
+from tests.deployment.harness import airflow_version, wait_for
+
+pytestmark = [
+    pytest.mark.deployment,
+    pytest.mark.skipif(airflow_version() < (3, 3), reason="the 3.3 leg alone installs Celery, Amazon and moto"),
+]
+
+SENSOR_DAG = "devrev_cluster_sensors"
+SENSOR_TASK = "wait_for_session"
+EXPORT_DAG = "example_devrev_crash_export"
+VERSION_KEY = "com.acme.shop@5.2.0"
+GET = "/observability.sessions.get"
+LIST = "/observability.sessions.list"
+
+#: Sensors waiting at once, and each triggerer's capacity: below the count, so that neither triggerer can
+#: hold every trigger and both hold some; four below, so that the survivor can adopt all but four orphans
+#: at once (the last ones as soon as its own sensors free slots).
+SENSORS = 44
+TRIGGERER_CAPACITY = SENSORS - 4
+#: The sessions appear at random within this many seconds of the kill.
+APPEAR_WITHIN = 60.0
+POKE_INTERVAL = 3.0
+#: Bounds for each wait, in seconds.
+DEFER_TIMEOUT = 300.0
+ADOPT_TIMEOUT = TRIGGERER_HEALTH_CHECK_THRESHOLD + 90.0
+RUN_TIMEOUT = APPEAR_WITHIN + 240.0
+EXPORT_TIMEOUT = 240.0
+#: The export's queues: both exports on worker-1, the downstream reader on worker-2.
+QUEUES = {"export_android_crashes": "worker-1", "export_ios_crashes": "worker-1", "summarize": "worker-2"}
+EXPORT_BASE = f"s3://aws_default@{BUCKET}/devrev"
+
+FIGURES: dict[str, Any] = {}
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[DevRevSimulator]:
+    """The simulator, with a token holding characters that escaping changes (``\\`` for ``repr`` and JSON,
+    ``/``, ``+``, ``=`` for URLs), and
+    two sessions per list page so that an export spans pages."""
+    token = f"cluster/{secrets.token_hex(12)}+sec\\ret={secrets.token_hex(4)}"
+    with DevRevSimulator(token=token, port=0, page_size=2) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, sim: DevRevSimulator) -> Iterator[Cluster]:
+    started = time.monotonic()
+    env = {
+        "DEVREV_CLUSTER_POKE_INTERVAL": str(POKE_INTERVAL),
+        "DEVREV_CLUSTER_QUEUES": json.dumps(QUEUES),
+        "DEVREV_EXPORT_BASE": EXPORT_BASE,
+    }
+    home = tmp_path_factory.mktemp("cluster") / "airflow"
+    with cluster_in(
+        home,
+        sim,
+        dag_id=SENSOR_DAG,
+        dag_files=[CLUSTER_DAGS / f"{SENSOR_DAG}.py", f"{EXPORT_DAG}.py"],
+        env=env,
+    ) as d:
+        d.start_cluster(triggerer_capacity=TRIGGERER_CAPACITY)
+        FIGURES["cluster_ready_s"] = round(time.monotonic() - started, 1)
+        yield d
+    if os.environ.get("DEVREV_CLUSTER_FIGURES"):
+        Path(os.environ["DEVREV_CLUSTER_FIGURES"]).write_text(json.dumps(FIGURES, indent=2) + "\n")
+
+
+def not_failed(d: Cluster, dag_id: str, run_id: str) -> None:
+    """Fail at once (not at the wait's timeout) when the run has failed."""
+    rows = d.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+    if rows and rows[0]["state"] == "failed":
+        states = d.query(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id
+        )
+        raise AssertionError(f"run {run_id} failed: {states}\n{d.tails()}")
+
+
+def finished(d: Cluster, dag_id: str, run_id: str) -> str | None:
+    rows = d.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+    state = rows[0]["state"] if rows else None
+    return state if state in ("success", "failed") else None
+
+
+def json_value(value: Any) -> Any:
+    while isinstance(value, bytes | str):
+        value = json.loads(value)
+    return value
+
+
+# -- 1. triggerer failover under load ------------------------------------------------------------------------
+
+
+def sensor_triggers(d: Cluster, run_id: str) -> dict[int, dict[str, Any]]:
+    """``map index -> {trigger_id, trigger_timeout, triggerer_id, session_id, end_time}`` of the run's
+    deferred sensors."""
+    rows = d.query(
+        "SELECT ti.map_index, ti.trigger_id, ti.trigger_timeout, t.triggerer_id, t.kwargs "
+        "FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+        "WHERE ti.dag_id = ? AND ti.run_id = ? AND ti.task_id = ? AND ti.state = 'deferred'",
+        SENSOR_DAG,
+        run_id,
+        SENSOR_TASK,
+    )
+    triggers = {}
+    for row in rows:
+        arguments = trigger_arguments(d, row["kwargs"])
+        triggers[row["map_index"]] = {
+            "trigger_id": row["trigger_id"],
+            "trigger_timeout": utc_seconds(row["trigger_timeout"]),
+            "triggerer_id": row["triggerer_id"],
+            "session_id": argument(arguments, "session_id"),
+            "end_time": argument(arguments, "end_time"),
+        }
+    return triggers
+
+
+def test_triggerer_failover_under_load(cluster: Cluster, sim: DevRevSimulator) -> None:
+    d = cluster
+    started = time.monotonic()
+    seed = secrets.randbelow(2**32)
+    rng = random.Random(seed)
+    ids = [f"load-{i:02d}-{secrets.token_hex(4)}" for i in range(SENSORS)]
+    run_id = "load-" + secrets.token_hex(4)
+    d.cli("dags", "unpause", SENSOR_DAG)
+    d.cli("dags", "trigger", SENSOR_DAG, "--run-id", run_id, "--conf", json.dumps({"session_ids": ids}))
+
+    # 1. Every sensor checked once on a worker and deferred; every trigger is held by a triggerer and has
+    # polled DevRev at least once (so both triggerers are past their first connection lookup).
+    def polled(sid: str) -> int:
+        return len([r for r in sim.requests_for(path=GET, session_id=sid) if r.status is not None])
+
+    before: dict[int, dict[str, Any]] = {}
+
+    def all_deferred_and_polled() -> bool:
+        not_failed(d, SENSOR_DAG, run_id)
+        before.clear()
+        before.update(sensor_triggers(d, run_id))
+        held = [t for t in before.values() if t["triggerer_id"] is not None]
+        return len(held) == SENSORS and all(polled(sid) >= 2 for sid in ids)
+
+    wait_for(
+        "every sensor to defer and its trigger to poll", all_deferred_and_polled, timeout=DEFER_TIMEOUT, deployment=d
+    )
+    deferred_at = time.monotonic()
+    jobs = d.triggerer_jobs()
+    holdings = Counter(t["triggerer_id"] for t in before.values())
+    assert set(holdings) == {jobs[name] for name in TRIGGERERS}, f"not spread over both triggerers: {holdings}"
+    assert all(0 < n <= TRIGGERER_CAPACITY for n in holdings.values()), holdings
+    assert {t["session_id"] for t in before.values()} == set(ids)
+    victim_job, victim_held = holdings.most_common(1)[0]
+    victim = next(name for name, job in jobs.items() if job == victim_job)
+    survivor_job = next(job for name, job in jobs.items() if job != victim_job and name in TRIGGERERS)
+    orphans = {t["session_id"] for t in before.values() if t["triggerer_id"] == victim_job}
+
+    # 2. The sessions appear at random within the next minute; kill the triggerer holding more.
+    delays = {sid: rng.uniform(1.0, APPEAR_WITHIN) for sid in ids}
+    sessions = {
+        sid: sim.add_session(
+            sim.make_session("mobile", platform="android", session_id=sid, is_crash=True),
+            version_key=VERSION_KEY,
+            appear_after_seconds=delays[sid],
+        )
+        for sid in ids
+    }
+    killed_at = d.component(victim).kill()
+
+    # 3. The survivor adopts the orphans: the first poll of an orphan after the kill is the survivor's.
+    first_adopted: RecordedRequest = wait_for(
+        "the survivor to poll an adopted trigger",
+        lambda: next((r for r in sim.requests_for(path=GET) if r.session_id in orphans and r.time > killed_at), None),
+        timeout=ADOPT_TIMEOUT,
+        deployment=d,
+    )
+    after: dict[int, dict[str, Any]] = {}
+
+    def none_left_with_the_dead() -> bool:
+        not_failed(d, SENSOR_DAG, run_id)
+        after.clear()
+        after.update(sensor_triggers(d, run_id))
+        return all(t["triggerer_id"] == survivor_job for t in after.values())
+
+    wait_for(
+        "every remaining trigger to move to the survivor", none_left_with_the_dead, timeout=ADOPT_TIMEOUT, deployment=d
+    )
+    adopted_at = time.monotonic()
+    # Deadlines are the original ones: the task instance's and the trigger's own (its end_time).
+    for index, now in after.items():
+        then = before[index]
+        assert now["trigger_id"] == then["trigger_id"], index
+        assert now["trigger_timeout"] == then["trigger_timeout"], index
+        assert now["end_time"] == then["end_time"] is not None, index
+
+    # 4. Every sensor succeeds once, with exactly the session DevRev served.
+    state = wait_for(
+        f"run {run_id} to finish", lambda: finished(d, SENSOR_DAG, run_id), timeout=RUN_TIMEOUT, deployment=d
+    )
+    done_at = time.monotonic()
+    tis = d.query(
+        "SELECT map_index, state, try_number, end_date FROM task_instance "
+        "WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+        SENSOR_DAG,
+        run_id,
+        SENSOR_TASK,
+    )
+    assert state == "success", f"{Counter(ti['state'] for ti in tis)}\n{d.tails()}"
+    assert len(tis) == SENSORS
+    assert {(ti["state"], ti["try_number"]) for ti in tis} == {("success", 1)}
+    xcoms = {
+        row["map_index"]: json_value(row["value"])
+        for row in d.query(
+            "SELECT map_index, value FROM xcom "
+            "WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
+            SENSOR_DAG,
+            run_id,
+            SENSOR_TASK,
+        )
+    }
+    assert {xcoms[index]["session_id"] for index in range(SENSORS)} == set(ids)
+    for index in range(SENSORS):
+        assert xcoms[index] == sessions[xcoms[index]["session_id"]]
+
+    # 5. No session polled after its sensor succeeded: the last request for each is the one that found it;
+    # an earlier find can only be the dead triggerer's (answered, but its event never fired).
+    offset = monotonic_offset()
+    ended = {json_value(xcoms[ti["map_index"]])["session_id"]: utc_seconds(ti["end_date"]) for ti in tis}
+    per_session = {sid: sim.requests_for(path=GET, session_id=sid) for sid in ids}
+    for sid, requests in per_session.items():
+        assert requests[-1].status == 200, (sid, [r.status for r in requests])
+        assert all(r.time <= killed_at for r in requests[:-1] if r.status == 200), sid
+        end = ended[sid]
+        assert end is not None, sid
+        assert requests[-1].time + offset <= end + 1.0, sid
+    late = [r for r in sim.requests_for(path=GET) if r.session_id in ids and r.time + offset > max(ended.values()) + 1]
+    assert not late, f"polled after every sensor had succeeded: {late}"
+
+    requests = [len(rs) for rs in per_session.values()]
+    FIGURES["failover"] = {
+        "sensors": SENSORS,
+        "triggerer_capacity": TRIGGERER_CAPACITY,
+        "held_before_kill": sorted(holdings.values(), reverse=True),
+        "orphans": victim_held,
+        "seed": seed,
+        "deferred_after_s": round(deferred_at - started, 1),
+        "adoption_s": round(first_adopted.time - killed_at, 1),
+        "all_moved_s": round(adopted_at - killed_at, 1),
+        "run_after_kill_s": round(done_at - killed_at, 1),
+        "requests_per_session_mean": round(sum(requests) / len(requests), 1),
+        "requests_per_session_max": max(requests),
+        "health_check_threshold_s": TRIGGERER_HEALTH_CHECK_THRESHOLD,
+        "wall_time_s": round(time.monotonic() - started, 1),
+    }
+    print("\nfailover figures:", json.dumps(FIGURES["failover"], indent=2))
+
+
+# -- 3. export to object storage across workers --------------------------------------------------------------
+
+
+def export_key(day: str, platform: str) -> str:
+    return f"devrev/{day}/{platform}-crash-sessions.jsonl"
+
+
+def add_crashes(sim: DevRevSimulator, day: datetime, count: int) -> None:
+    """``count`` crash sessions per mobile platform created on ``day`` (UTC)."""
+    for platform in ("android", "ios"):
+        for i in range(count):
+            session = sim.make_session(
+                "mobile",
+                platform=platform,
+                session_id=f"export-{platform}-{secrets.token_hex(4)}",
+                created_at=day + timedelta(hours=1 + i),
+                is_crash=True,
+            )
+            sim.add_session(session, version_key=VERSION_KEY)
+
+
+def s3_requests(d: Cluster, key: str) -> list[str]:
+    """The S3 server's access-log lines for ``key`` (``"PUT /bucket/key?partNumber=1&uploadId=..."``)."""
+    marker = f"/{BUCKET}/{key}"
+    # The server colours the lines of non-2xx answers (ANSI escapes) even into a file.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", d.component("s3").output.read_text(errors="replace"))
+    return [line.split('"')[1] for line in text.splitlines() if marker in line and line.count('"') >= 2]
+
+
+def uploads(requests: list[str]) -> list[str]:
+    """The requests that carried data: a PUT of the object or of one part of a multipart upload."""
+    return [r for r in requests if r.startswith("PUT ") and ("?" not in r.split()[1] or "partNumber=" in r)]
+
+
+def backfill(d: Cluster, day: datetime) -> str:
+    """Backfill the export DAG for the data interval starting at ``day``; return the run's id.
+
+    A backfill, not ``dags trigger --logical-date``: a manual run's data interval follows from when it runs
+    (Airflow 3), and the export lists its data interval.
+    """
+    moment = day.isoformat()
+    d.cli("backfill", "create", "--dag-id", EXPORT_DAG, "--from-date", moment, "--to-date", moment)
+    [row] = wait_for(
+        f"the backfill run of {day:%Y-%m-%d}",
+        lambda: d.query("SELECT run_id FROM dag_run WHERE dag_id = ? AND data_interval_start = ?", EXPORT_DAG, day),
+        timeout=EXPORT_TIMEOUT,
+        deployment=d,
+    )
+    return str(row["run_id"])
+
+
+def export_runs_settled(d: Cluster, but: str) -> bool:
+    """Every run of the export DAG but ``but`` finished, and its backfill too (one backfill at a time per DAG)."""
+    runs = d.query("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_id != ?", EXPORT_DAG, but)
+    open_backfills = d.query("SELECT id FROM backfill WHERE dag_id = ? AND completed_at IS NULL", EXPORT_DAG)
+    return not open_backfills and all(run["state"] in ("success", "failed") for run in runs)
+
+
+def test_export_across_workers(cluster: Cluster, sim: DevRevSimulator) -> None:
+    d = cluster
+    started = time.monotonic()
+    day_ok, day_failed = datetime(2025, 6, 1, tzinfo=timezone.utc), datetime(2025, 5, 31, tzinfo=timezone.utc)
+    add_crashes(sim, day_ok, 3)
+    add_crashes(sim, day_failed, 5)  # five on a page of two: the failure comes mid-file
+    wait_for(
+        f"the dag processor to store {EXPORT_DAG}",
+        lambda: d.query("SELECT dag_id FROM dag WHERE dag_id = ?", EXPORT_DAG),
+        timeout=120,
+        deployment=d,
+    )
+    d.cli("dags", "unpause", EXPORT_DAG)
+
+    # 1. A successful export: written on worker-1, read back by the downstream task on worker-2.
+    ok_run = backfill(d, day_ok)
+    state = wait_for(
+        f"run {ok_run} to finish", lambda: finished(d, EXPORT_DAG, ok_run), timeout=EXPORT_TIMEOUT, deployment=d
+    )
+    tis = {
+        row["task_id"]: row
+        for row in d.query(
+            "SELECT task_id, state, queue, hostname, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            EXPORT_DAG,
+            ok_run,
+        )
+    }
+    assert state == "success", f"{tis}\n{d.tails()}"
+    for task_id, worker in QUEUES.items():
+        assert (tis[task_id]["queue"], tis[task_id]["hostname"]) == (worker, worker), tis[task_id]
+        assert tis[task_id]["try_number"] == 1
+    returned = {
+        row["task_id"]: json_value(row["value"])
+        for row in d.query(
+            "SELECT task_id, value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = 'return_value'",
+            EXPORT_DAG,
+            ok_run,
+        )
+    }
+    objects = d.objects()
+    day = day_ok.date().isoformat()
+    total = 0
+    for platform in ("android", "ios"):
+        key = export_key(day, platform)
+        exported = returned[f"export_{platform}_crashes"]
+        assert exported["path"].endswith(f"{BUCKET}/{key}"), exported
+        lines = [json.loads(line) for line in objects[key].decode().splitlines()]
+        assert len(lines) == exported["count"] >= 3
+        assert all(s["platform"] == platform and s["is_crash"] and s["created_at"].startswith(day) for s in lines)
+        # Written once: one upload of the data, no temporary object, no copy.
+        assert len(uploads(s3_requests(d, key))) == 1, s3_requests(d, key)
+        total += len(lines)
+    summary = returned["summarize"]
+    assert summary["total"] == total
+    assert [path.rsplit(f"{BUCKET}/", 1)[1] for path in summary["files"]] == [
+        export_key(day, "android"),
+        export_key(day, "ios"),
+    ]
+
+    # 2. A failed export: each export's first list page is slow, and while the first is in flight every later
+    # list request is made to fail (a final 400). Faults are served in the order they were added, so each
+    # export gets a slow first page (written to its file) and then the 400, whenever it starts.
+    wait_for(
+        "the other export runs to settle", lambda: export_runs_settled(d, ok_run), timeout=EXPORT_TIMEOUT, deployment=d
+    )
+    before_fault = time.monotonic()
+    sim.add_fault("slow", path=LIST, times=2, delay=8.0)
+    failed_run = backfill(d, day_failed)
+    wait_for(
+        "the first list page to be in flight",
+        lambda: [r for r in sim.requests_for(path=LIST) if r.time > before_fault and r.status is None],
+        timeout=EXPORT_TIMEOUT,
+        deployment=d,
+    )
+    sim.add_fault("status", path=LIST, times=None, status=400, body={"type": "bad_request", "message": "injected"})
+
+    def exports_failed() -> bool:
+        rows = d.query(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id LIKE 'export_%%'",
+            EXPORT_DAG,
+            failed_run,
+        )
+        return len(rows) == 2 and all(row["state"] in ("up_for_retry", "failed") for row in rows)
+
+    try:
+        wait_for("both exports to fail", exports_failed, timeout=EXPORT_TIMEOUT, deployment=d)
+    finally:
+        sim.clear_faults()
+    failed_day = day_failed.date().isoformat()
+    keys = set(d.objects())
+    assert not [k for k in keys if k.startswith(f"devrev/{failed_day}/")], keys
+    assert not [k for k in keys if "partial" in k or ".tmp" in k], keys
+    assert d.pending_uploads() == []
+    # Both had written their first page: each upload was started, then aborted, never completed.
+    requests = [r for platform in ("android", "ios") for r in s3_requests(d, export_key(failed_day, platform))]
+    assert [r for r in requests if r.startswith("DELETE ") and "uploadId=" in r], requests
+    assert not [r for r in requests if r.startswith("POST ") and "uploadId=" in r], "an upload was completed"
+
+    FIGURES["export"] = {
+        "sessions_exported": total,
+        "uploads_per_file": 1,
+        "failed_export_objects_left": 0,
+        "failed_export_uploads_aborted": len([r for r in requests if r.startswith("DELETE ")]),
+        "wall_time_s": round(time.monotonic() - started, 1),
+    }
+    print("\nexport figures:", json.dumps(FIGURES["export"], indent=2))
+
+
+# -- 5. secret sweep (last: it stops Airflow) ----------------------------------------------------------------
+
+
+def test_no_token_in_any_store(cluster: Cluster, sim: DevRevSimulator) -> None:
+    d = cluster
+    started = time.monotonic()
+    token = sim.token
+    # The search finds the token however it would have leaked (the token has characters each escaping changes).
+    leaks = {
+        "json": sim.connection_json().encode(),
+        "repr": repr({"password": token}).encode(),
+        "url": urlencode({"token": token}).encode(),
+    }
+    found = count_forms(leaks, token)
+    assert {where.split()[0] for where in found} == set(leaks), found
+    assert len(set(token_forms(token).values())) == 3  # raw; repr = JSON (\\ doubled); URL = URL with +
+    # What the earlier scenarios left: tasks that used the connection, on both workers and triggerers.
+    ran = d.query("SELECT DISTINCT hostname FROM task_instance WHERE state = 'success'")
+    assert {row["hostname"] for row in ran} >= {"worker-1", "worker-2"}, ran
+
+    d.stop_airflow()  # every buffer on disk; the servers stay up to be read whole
+    dump = d.dump_db()["pg_dump"]
+    redis = d.redis_values()
+    files = files_under(d.home)
+    objects = d.objects()
+    blobs: dict[str, bytes] = {"pg_dump": dump.encode()}
+    blobs.update({f"redis {key}": value for key, value in redis.items()})
+    blobs.update({f"file {path}": data for path, data in files.items()})
+    blobs.update({f"s3 {key}": data for key, data in objects.items()})
+    hits = count_forms(blobs, token)
+    assert not hits, f"the DevRev token is in: {hits}"
+
+    # The sweep read what matters: the encrypted connection, the task and trigger logs, every component's
+    # output, the broker's keys.
+    assert "COPY public.connection" in dump
+    assert "devrev_default" in dump
+    assert [p for p in files if p.startswith("logs/dag_id=") and ".trigger." in p], "no trigger log"
+    assert [p for p in files if p.startswith(f"logs/dag_id={SENSOR_DAG}/")], "no task log"
+    for component in d.components:
+        assert f"components/{component.name}.out" in files, component.name
+    assert redis, "no key in Redis"
+    FIGURES["secret_sweep"] = {
+        "token_forms": len(set(token_forms(token).values())),
+        "token_hits": 0,
+        "places_searched": len(blobs),
+        "bytes_searched": sum(len(b) for b in blobs.values()),
+        "redis_keys": len(redis),
+        "files": len(files),
+        "wall_time_s": round(time.monotonic() - started, 1),
+    }
+    print("\nsecret sweep figures:", json.dumps(FIGURES["secret_sweep"], indent=2))
