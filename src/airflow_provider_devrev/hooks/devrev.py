@@ -112,7 +112,7 @@ class DevRevHook(BaseHook):
                 extra = conn.extra_dejson
                 break
             except Exception as err:
-                failure = lookup_failure(self.devrev_conn_id, err)
+                failure = _lookup_failure(self.devrev_conn_id, err)
             if attempt > policy.max_retries or not policy.should_retry(failure):
                 raise failure from None
             wait = policy.wait_seconds(failure, attempt)
@@ -131,7 +131,7 @@ class DevRevHook(BaseHook):
                 number, conn, extra = await connection_lookup(self.devrev_conn_id, type(self), newer_than=newer_than)
                 break
             except Exception as err:
-                failure = lookup_failure(self.devrev_conn_id, err)
+                failure = _lookup_failure(self.devrev_conn_id, err)
             if attempt > policy.max_retries or not policy.should_retry(failure):
                 raise failure from None
             wait = policy.wait_seconds(failure, attempt)
@@ -485,7 +485,7 @@ class _Credentials:
         return "_Credentials(...)"
 
 
-def lookup_failure(conn_id: str, error: Exception) -> Exception:
+def _lookup_failure(conn_id: str, error: Exception) -> Exception:
     """
     What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
     (a secrets backend or API server hiccup) as a transient :class:`DevRevServerError`, retried like a 503.
