@@ -36,11 +36,12 @@ class DevRevHook(BaseHook):
     ``allow_insecure_http``; the keyword arguments below override the first three.
 
     Nothing is looked up when the hook is built. The connection is read once, on first use, and one
-    keep-alive HTTP session serves every call of this hook. A 401 makes the hook read the connection again,
-    once: if its token or host changed (a rotated token), the same request is sent again at once with the
-    new ones, which the hook keeps using; otherwise the 401 is final. Each call is retried on 429 (after the server's
+    keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
     ``Retry-After``), 500/502/503/504, connection errors and timeouts; other statuses raise their typed
-    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request.
+    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request, except that a 401
+    makes the hook read the connection again, once: if its token or host changed (a rotated token), the same
+    request is sent again at once with the new ones, which the hook keeps using. A failed lookup is retried
+    like a 503; a missing connection is final.
 
     :param devrev_conn_id: The Airflow connection to use.
     :param timeout: Seconds to wait for each read of an answer (default 30; connecting waits at most 10).
@@ -490,8 +491,8 @@ def _lookup_failure(conn_id: str, error: Exception) -> Exception:
     What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
     (a secrets backend or API server hiccup) as a transient :class:`DevRevServerError`, retried like a 503.
 
-    The lookup's own message is not quoted (a secrets backend may put anything in it); its class is named,
-    and it stays in the log of whoever catches it no further.
+    The lookup's own message is not quoted, since a secrets backend may put anything in it: only its class
+    is named.
     """
     # By name: Airflow 3.0 has two classes of that name (airflow.exceptions and the Task SDK's).
     missing = any(cls.__name__ == "AirflowNotFoundException" for cls in type(error).__mro__)
