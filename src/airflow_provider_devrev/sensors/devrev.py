@@ -179,6 +179,9 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         try:
             session = session_from_event(event)
         except DevRevError as err:
+            if getattr(self, "never_fail", False):
+                # Airflow 3.0's resume_execution applies soft_fail but not never_fail; poke mode skips.
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             if err.error_type == SENSOR_TIMEOUT:
                 raise AirflowSensorTimeout(str(err)) from err
             # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.
