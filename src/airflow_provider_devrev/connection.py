@@ -9,10 +9,13 @@ a URI connection arrive as strings; they are coerced here, and a bad one fails w
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_devrev import __version__
 from airflow_provider_devrev.contract import DEFAULT_BASE_URL
@@ -25,6 +28,11 @@ DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_API_SCOPE = "beta"
 #: Airflow's secret masker ignores shorter secrets, so such a token would show in clear in logs.
 MIN_TOKEN_LENGTH = 5
+
+#: One leading ``Bearer `` (any case) pasted with the token: the header is ``Bearer <token>`` already.
+_BEARER_PREFIX = re.compile(r"bearer[ \t]+", re.IGNORECASE)
+
+log = logging.getLogger(__name__)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -108,13 +116,7 @@ def settings_from_connection(
     :raises DevRevError: no token, a token too short to be masked, or plain ``http://`` to a remote host.
     """
     extra = _unprefixed(extra)
-    if not password:
-        raise DevRevError(f"connection {conn_id!r} has no API token: set it as the connection's password")
-    if len(password) < MIN_TOKEN_LENGTH:
-        raise DevRevError(
-            f"connection {conn_id!r} has an API token of {len(password)} characters; Airflow does not mask "
-            f"secrets shorter than {MIN_TOKEN_LENGTH}, so it would appear in logs. Use a real DevRev token."
-        )
+    token = normalize_token(password, conn_id)
     allow_insecure = coerce_bool("allow_insecure_http", extra.get("allow_insecure_http", False), conn_id)
     base_url = base_url_from(host, port, allow_insecure_http=allow_insecure, conn_id=conn_id)
 
@@ -133,7 +135,7 @@ def settings_from_connection(
 
     return ConnectionSettings(
         base_url=base_url,
-        token=password,
+        token=token,
         # One number bounds each read; connecting never needs longer than the default, and a shorter
         # ``timeout`` shortens it too, so a user asking for 5 s never waits 10 s on a dead host.
         connect_timeout=min(DEFAULT_CONNECT_TIMEOUT, timeout) if timeout else DEFAULT_CONNECT_TIMEOUT,
@@ -147,6 +149,75 @@ def settings_from_connection(
     )
 
 
+def normalize_token(stored: str | None, conn_id: str) -> str:
+    """
+    The API token as it must be sent, from the connection's password as a person or a secret store left it.
+
+    Surrounding whitespace goes (``kubectl create secret --from-file``, a Vault file or ``echo $TOKEN > file``
+    all end it with a newline), and so does one leading ``Bearer `` (any case): the header adds its own.
+    What is left must be printable ASCII without spaces, as every DevRev token is; anything else would be
+    refused by the HTTP library, or sent and refused by DevRev, so it is refused here, before any request.
+
+    :param stored: The connection's password, exactly as stored.
+    :param conn_id: The connection, named in the errors.
+    :raises DevRevError: no token, a token too short to be masked, or one with whitespace or a control
+        character inside; the message names the connection and the problem, never any part of the token.
+    """
+    if not stored or not stored.strip():
+        raise DevRevError(f"connection {conn_id!r} has no API token: set it as the connection's password")
+    token = stored.strip()
+    bearer = _BEARER_PREFIX.match(token)
+    if bearer:
+        token = token[bearer.end() :].strip()
+        log.debug("The password of connection %r starts with 'Bearer '; sending the token after it", conn_id)
+    problem = token_problem(token)
+    if problem:
+        raise DevRevError(
+            f"connection {conn_id!r} has an API token that {problem}; copy the token again, exactly as "
+            "DevRev shows it, into the connection's password"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise DevRevError(
+            f"connection {conn_id!r} has an API token of {len(token)} characters; Airflow does not mask "
+            f"secrets shorter than {MIN_TOKEN_LENGTH}, so it would appear in logs. Use a real DevRev token."
+        )
+    return token
+
+
+def token_problem(token: str) -> str | None:
+    """What makes a stripped token unusable in an ``Authorization`` header, in words with no part of it."""
+    if not token:
+        return "is empty once 'Bearer ' and surrounding whitespace are removed"
+    if "\n" in token or "\r" in token:
+        return "contains a newline inside"
+    if any(c in " \t" for c in token):
+        return "contains a space or a tab inside"
+    if any(c.isspace() for c in token):
+        return "contains whitespace inside"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+        return "contains a control character"
+    if not token.isascii() or not token.isprintable():
+        return "contains a character that is not printable ASCII (an invisible or typographic character?)"
+    return None
+
+
+def token_forms(stored: str | None) -> list[str]:
+    """
+    Every form of a stored token that could appear in text: as stored, stripped, without ``Bearer ``, as
+    the header value, and the escaped forms ``repr``, JSON and URL-encoding give them. For the secret
+    masker, which matches text exactly: it would not recognise ``tok\\n`` as the token ``tok<newline>``.
+    """
+    if not stored:
+        return []
+    stripped = stored.strip()
+    bearer = _BEARER_PREFIX.match(stripped)
+    bare = stripped[bearer.end() :].strip() if bearer else stripped
+    forms: list[str] = []
+    for form in (stored, stripped, bare, f"Bearer {bare}"):
+        forms += [form, repr(form)[1:-1], json.dumps(form)[1:-1], quote(form, safe="")]
+    return [form for form in dict.fromkeys(forms) if len(form) >= MIN_TOKEN_LENGTH]
+
+
 def base_url_from(host: str | None, port: int | None, *, allow_insecure_http: bool, conn_id: str) -> str:
     """
     The base URL from the connection's host (``https://`` assumed without a scheme) and port.
@@ -158,10 +229,14 @@ def base_url_from(host: str | None, port: int | None, *, allow_insecure_http: bo
     if "://" not in raw:
         raw = "https://" + raw
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        explicit_port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        explicit_port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or explicit_port == -1:
         raise DevRevInvalidInputError(f"host of connection {conn_id!r}", host, "must be an http(s) URL or a host name")
     netloc = parts.netloc
-    if port and parts.port is None:
+    if port and explicit_port is None:
         netloc = f"{netloc}:{port}"
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise DevRevError(

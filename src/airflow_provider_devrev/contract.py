@@ -49,14 +49,18 @@ def validate_text(value: Any, field_name: str) -> str:
     """
     Return ``value`` if it is a usable identifier string, else raise naming the field.
 
-    DevRev requires length >= 1; a string of only whitespace is accepted by the API but is always a DAG bug
-    (an empty template rendered with a newline, say), so it is refused too. Any other character is legal
-    and is sent exactly as given.
+    DevRev requires length >= 1; a string of only whitespace, or one that starts or ends with whitespace, is
+    accepted by the API but is always a DAG bug (an empty template rendered with a newline, an id copied
+    with its trailing space), so it is refused too, shown with ``repr`` so the space is visible. Any other
+    character, inner spaces included, is legal and is sent exactly as given.
     """
     if not isinstance(value, str):
         raise DevRevInvalidInputError(field_name, value, f"must be a string, not {type(value).__name__}")
     if not value.strip():
         raise DevRevInvalidInputError(field_name, value, "must be a non-empty string")
+    if value != value.strip():
+        # Copied from a spreadsheet or a log line with its space: DevRev would answer 404 until the timeout.
+        raise DevRevInvalidInputError(field_name, value, "must not start or end with whitespace")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -321,6 +325,20 @@ def no_response_error(
     return DevRevServerError(
         f"{request.describe()} to {base_url} failed: connection refused, reset or closed before an answer",
         error_type="connection_error",
+    )
+
+
+def unsendable_request_error(request: ApiRequest, base_url: str, failure: BaseException) -> DevRevError:
+    """
+    The error for a request the HTTP library refused to build or send (an invalid header, URL or body).
+
+    Final: the same request would be refused again, so it is never retried, and it is not a network failure.
+    It names the library's error class only: its text may quote a header, and so the token.
+    """
+    return DevRevError(
+        f"{request.describe()} to {base_url} could not be sent: the HTTP library refused the request "
+        f"({type(failure).__name__}: an invalid header, URL or body); check the connection's host and extras",
+        error_type="invalid_request",
     )
 
 

@@ -115,7 +115,8 @@ class DevRevRateLimitError(DevRevError):
 
 
 class DevRevServerError(DevRevError):
-    """5xx, or no usable answer at all (connection refused or dropped, timeout): usually transient."""
+    """5xx, or no usable answer at all (connection refused or dropped, timeout), or a connection lookup that
+    failed (``connection_lookup_failed``): usually transient."""
 
 
 class DevRevUnexpectedResponseError(DevRevError):

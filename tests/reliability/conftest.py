@@ -24,7 +24,17 @@ class Row:
     survived: bool
 
 
+@dataclass
+class CredentialRow:
+    case: str
+    mode: str
+    outcome: str
+    tokens: str  # the token of each request, in order: "1 1 1 2" (1 = as first stored, 2 = after rotation)
+    survived: bool
+
+
 ROWS: list[Row] = []
+CREDENTIAL_ROWS: list[CredentialRow] = []
 TOKEN_CHECKS: list[tuple[str, int, bool]] = []
 
 
@@ -34,6 +44,16 @@ def record():
 
     def add(fault: str, mode: str, expected: str, observed: str, requests: int, survived: bool) -> None:
         ROWS.append(Row(fault, mode, expected, observed, requests, survived))
+
+    return add
+
+
+@pytest.fixture
+def record_credentials():
+    """``record_credentials(case, mode, outcome, tokens, survived)`` adds a row to the credentials table."""
+
+    def add(case: str, mode: str, outcome: str, tokens: str, survived: bool) -> None:
+        CREDENTIAL_ROWS.append(CredentialRow(case, mode, outcome, tokens, survived))
 
     return add
 
@@ -54,6 +74,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     template = Path(__file__).resolve().parents[2] / "docs" / "reliability.template.md"
     text = template.read_text().replace("{{fault_matrix}}", render(exitstatus))
+    text = text.replace("{{credentials}}", render_credentials())
     text = text.replace("{{deployment}}", render_deployment(os.environ.get("DEVREV_DEPLOYMENT_FIGURES")))
     text = text.replace("{{cluster}}", render_cluster(os.environ.get("DEVREV_CLUSTER_FIGURES")))
     Path(target).write_text(text)
@@ -86,6 +107,23 @@ def render_cluster(path: str | None) -> str:
     for scenario, values in figures.items():
         items = values.items() if isinstance(values, dict) else [("", values)]
         lines += [f"| {scenario.replace('_', ' ')} | {key.replace('_', ' ')} | {value} |" for key, value in items]
+    return "\n".join(lines)
+
+
+def render_credentials() -> str:
+    """The credentials table: each stored-token and rotation case, and which token each request carried."""
+    if not CREDENTIAL_ROWS:
+        return "_The credentials tests did not run in this report's run._"
+    lines = [
+        f"Cases run: **{len(CREDENTIAL_ROWS)}**; ended as expected: **{sum(r.survived for r in CREDENTIAL_ROWS)}**.",
+        "",
+        "| case | mode | outcome | requests with the old token | with the new token | token of each request |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in CREDENTIAL_ROWS:
+        numbers = row.tokens.split()
+        old, new = numbers.count("1"), numbers.count("2")
+        lines.append(f"| {row.case} | {row.mode} | {row.outcome} | {old} | {new} | {row.tokens or '(none)'} |")
     return "\n".join(lines)
 
 

@@ -23,11 +23,13 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # JSON find awkward: reserved characters, spaces, percent signs, controls, astral characters.
 ANY_CHAR = st.characters(blacklist_categories=("Cs",))
 AWKWARD = st.sampled_from([*"%+&=?#/ \t\n\\\"'<>{}[]|^`~;:@$,", "é", "🚀", "\x00"])
-IDS = st.one_of(
+_ANY_IDS = st.one_of(
     st.text(alphabet=st.one_of(ANY_CHAR, AWKWARD), min_size=1, max_size=4096),
     # Percent sequences that a double decoding would turn into something else.
     st.lists(st.sampled_from(["%20", "%zz", "%25", "%2B", "+", "a"]), min_size=1, max_size=50).map("".join),
-).filter(lambda s: s.strip() != "")
+)
+# Leading and trailing whitespace is refused (see the test below); inner whitespace is sent as given.
+IDS = _ANY_IDS.map(str.strip).filter(bool)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +84,28 @@ NOT_TEXT = st.one_of(
     st.lists(st.text(max_size=3), max_size=2),
     st.text(alphabet=" \t\n\r\x0b\x0c", max_size=20),
 )
+
+
+@FUZZ
+@given(
+    field=st.sampled_from(["session_id", "version_key"]),
+    value=IDS,
+    pad=st.sampled_from([" ", "\t", "\n", "\r\n", "\u00a0", "\u3000"]),
+    where=st.sampled_from(["lead", "trail", "both"]),
+)
+def test_an_id_with_surrounding_whitespace_is_refused_showing_it(conn, field, value, pad, where):
+    fresh(conn)
+    padded = (pad if where != "trail" else "") + value + (pad if where != "lead" else "")
+    args = {"platform": "ios", "session_id": "s-1", "version_key": "v-1", field: padded}
+
+    with pytest.raises(DevRevInvalidInputError, match="whitespace") as caught:
+        DevRevHook().get_session(**args)
+
+    assert caught.value.field_name == field
+    assert caught.value.value == padded
+    # Shown with repr, so the space or newline is visible (a long value is cut before its end).
+    assert repr(padded)[:40] in str(caught.value)
+    assert conn.requests == []
 
 
 @FUZZ

@@ -403,6 +403,46 @@ def test_set_and_revoke_token(sim: DevRevSimulator) -> None:
         sim.set_token("has space")
 
 
+def test_rotate_token_revokes_every_earlier_token_and_the_log_numbers_them(sim: DevRevSimulator) -> None:
+    first = sim.token
+    sim.rotate_token("second-token-0123456789abcdefghijklmn")
+    sim.rotate_token("third-token-0123456789abcdefghijklmno")
+
+    answers = [
+        requests.get(sim.url + SELF, headers=auth(sim, token), timeout=TIMEOUT)
+        for token in (
+            first,
+            "second-token-0123456789abcdefghijklmn",
+            "third-token-0123456789abcdefghijklmno",
+            "never-accepted-0123456789abcdefghijk",
+        )
+    ]
+
+    assert [a.status_code for a in answers] == [401, 401, 200, 401]
+    assert [a.json().get("type") for a in answers[:2] + answers[3:]] == [
+        "token_revoked",
+        "token_revoked",
+        "unauthenticated",
+    ]
+    assert [r.token for r in sim.requests] == [1, 2, 3, None]
+    requests.get(sim.url + SELF, timeout=TIMEOUT)
+    assert sim.requests[-1].token is None
+
+
+def test_at_request_runs_the_action_before_that_request_is_answered(sim: DevRevSimulator) -> None:
+    sim.at_request(2, lambda: sim.rotate_token("rotated-at-two-0123456789abcdefghij"))
+    old = sim.token
+
+    statuses = [requests.get(sim.url + SELF, headers=auth(sim, old), timeout=TIMEOUT).status_code for _ in range(2)]
+
+    assert statuses == [200, 401]
+    assert sim.token == "rotated-at-two-0123456789abcdefghij"
+    assert get(sim, SELF).status_code == 200
+    assert [r.token for r in sim.requests] == [1, 1, 2]
+    with pytest.raises(ValueError, match="number"):
+        sim.at_request(0, lambda: None)
+
+
 def test_request_log_never_contains_the_token(sim: DevRevSimulator, capfd: pytest.CaptureFixture[str]) -> None:
     token = sim.token
     get(sim, **ANDROID)

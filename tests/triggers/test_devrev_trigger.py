@@ -294,3 +294,117 @@ def test_a_cancelled_connection_lookup_is_not_cached(monkeypatch):
         return await asyncio.wait_for(_async_transport.connection_fields("c", object), 5)
 
     assert asyncio.run(scenario()) == ("conn", {"fresh": True})
+
+
+# -- credentials and the connection lookup ----------------------------------------------------------------
+
+
+def test_a_token_rotated_mid_wait_is_read_again_past_the_loops_cache(devrev_simulator, clock, monkeypatch):
+    sim = devrev_simulator
+    session = sim.add_session(
+        sim.make_session("mobile", platform="android"), version_key=VERSION, appear_after_requests=3
+    )
+    new_token = "rotated-" + "0123456789abcdef" * 3
+
+    def rotate() -> None:
+        sim.rotate_token(new_token)
+        monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json())
+
+    sim.at_request(2, rotate)
+
+    events = run_to_events(make_trigger(session["session_id"], poll_interval=30))
+
+    assert events == [{"status": "success", "session": session}]
+    assert [(r.token, r.status) for r in sim.requests] == [(1, 404), (1, 401), (2, 404), (2, 200)]
+    assert clock.sleeps == [30, 30], "the poll that met the 401 sent its request again at once"
+
+
+def _failing_lookups(monkeypatch, failures: int, error: Exception) -> list[str]:
+    from airflow_provider_devrev.hooks import _async_transport
+
+    calls: list[str] = []
+    real_lookup = _async_transport._lookup
+
+    async def flaky(conn_id, hook_class):
+        calls.append(conn_id)
+        if len(calls) <= failures:
+            raise error
+        return await real_lookup(conn_id, hook_class)
+
+    monkeypatch.setattr(_async_transport, "_lookup", flaky)
+    return calls
+
+
+def test_a_failing_connection_lookup_is_retried_with_backoff_like_a_5xx(devrev_simulator, clock, monkeypatch):
+    session = devrev_simulator.add_session(devrev_simulator.make_session("web", platform="web"), version_key=VERSION)
+    # The hook's own retries (2) run out once, the next poll's lookup succeeds after one more failure.
+    calls = _failing_lookups(monkeypatch, 4, RuntimeError("secrets backend: 503 from Vault"))
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="web",
+        session_id=session["session_id"],
+        version_key=VERSION,
+        poll_interval=30,
+        end_time=clock.now + 3600,
+        hook_options={"max_retries": 2},
+    )
+
+    events = run_to_events(trigger)
+
+    assert events == [{"status": "success", "session": session}]
+    assert len(calls) == 5
+    assert len(devrev_simulator.requests) == 1
+    # Backoff waits inside each poll (as for a 5xx), the poll interval between the two polls.
+    assert 30 in clock.sleeps
+    assert all(wait > 0 for wait in clock.sleeps)
+    assert len(clock.sleeps) == 4
+
+
+def test_a_lookup_that_keeps_failing_ends_at_the_sensors_deadline(devrev_simulator, clock, monkeypatch):
+    _failing_lookups(monkeypatch, 10**6, ConnectionError("API server restarting"))
+
+    [event] = run_to_events(make_trigger("never-there", poll_interval=60, end_time=clock.now + 600, max_retries=1))
+
+    assert event["error_type"] == "sensor_timeout"
+    assert devrev_simulator.requests == []
+
+
+def test_a_missing_connection_is_final_at_once():
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_does_not_exist", platform="ios", session_id="s", version_key=VERSION, poll_interval=5
+    )
+
+    [event] = run_to_events(trigger)
+
+    assert event["status"] == "error"
+    assert "devrev_does_not_exist" in event["message"]
+
+
+def test_no_exception_escapes_run_it_becomes_the_error_event(devrev_simulator, clock, monkeypatch, caplog):
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+    async def broken(self, request):
+        raise ValueError("something nobody expected")
+
+    monkeypatch.setattr(DevRevHook, "acall", broken)
+
+    [event] = run_to_events(make_trigger("s-1", poll_interval=5))
+
+    assert event["status"] == "error"
+    assert event["error_type"] == "trigger_error"
+    assert "ValueError" in event["message"]
+    with pytest.raises(DevRevError, match="trigger failed unexpectedly"):
+        session_from_event(event)
+
+
+def test_a_bad_stored_token_ends_the_wait_with_an_error_event_not_a_crash(devrev_simulator, clock, monkeypatch):
+    conn = json.loads(devrev_simulator.connection_json())
+    conn["password"] = devrev_simulator.token[:8] + "\n" + devrev_simulator.token[8:]
+    monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", json.dumps(conn))
+
+    [event] = run_to_events(make_trigger("s-1", poll_interval=5))
+
+    assert event["status"] == "error"
+    assert "newline inside" in event["message"]
+    assert devrev_simulator.token[:8] not in event["message"]
+    assert devrev_simulator.requests == []

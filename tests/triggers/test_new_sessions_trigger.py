@@ -897,3 +897,36 @@ def test_an_unexpected_exception_is_logged_and_retried_not_the_end_of_the_watch(
         await driver.stop()
 
     run(scenario)
+
+
+# -- credentials -------------------------------------------------------------------------------------------
+
+
+def test_a_token_rotated_mid_pagination_is_picked_up_without_a_failed_poll(sim, driver, monkeypatch, caplog, capsys):
+    new_token = "rotated-" + "0123456789abcdef" * 3
+
+    def rotate() -> None:
+        sim.rotate_token(new_token)
+        monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json())
+
+    async def scenario():
+        driver.watch(crash_trigger(page_size=2))
+        assert await driver.poll() == []
+        new = [add(sim, driver, f"new-{n}", age=600 - n)["session_id"] for n in range(3)]
+        # The second page of the next poll meets the rotation: the old token is revoked, the connection updated.
+        sim.at_request(len(sim.requests) + 2, rotate)
+        before = len(list_requests(sim))
+        assert ids(await driver.poll()) == new
+        poll = list_requests(sim)[before:]
+        assert [(r.token, r.status) for r in poll] == [(1, 200), (1, 401), (2, 200)]
+        assert poll[1].body == poll[2].body, "the same page is asked for again"
+        assert driver.sleeps == [60, 60], "no error wait: the poll did not fail"
+        assert await driver.poll() == []
+        assert {r.token for r in list_requests(sim)[before + len(poll) :]} == {2}
+        await driver.stop()
+
+    caplog.set_level(logging.INFO)
+    run(scenario)
+    text = logged(caplog, capsys)
+    assert "DevRev connection devrev_default changed; using the new token" in text
+    assert new_token not in text

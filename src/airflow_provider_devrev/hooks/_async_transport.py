@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +26,7 @@ from yarl import URL
 
 from airflow_provider_devrev import metrics
 from airflow_provider_devrev.connection import ConnectionSettings
-from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response
+from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response, unsendable_request_error
 from airflow_provider_devrev.exceptions import DevRevError
 from airflow_provider_devrev.network import (
     NetworkSettings,
@@ -58,12 +59,15 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.We
 
 
 #: How long one event loop reuses a connection it looked up. Thousands of triggers started together share
-#: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later
-#: (a running trigger keeps the connection it started with in any case).
+#: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later,
+#: and by running ones at their next 401 (see :func:`connection_lookup`).
 CONNECTION_TTL = 60.0
 
+#: Numbers the lookups, so a caller can ask for one newer than the lookup its settings came from.
+_LOOKUP_NUMBERS = itertools.count(1)
+
 _CONNECTIONS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]]]]
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]], int]]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -72,13 +76,30 @@ async def connection_fields(conn_id: str, hook_class: type[Any]) -> tuple[Any, d
     An Airflow connection and its extras, looked up asynchronously (never a blocking call in the loop),
     at most once per :data:`CONNECTION_TTL` per event loop; concurrent callers share the lookup in flight.
     """
+    _, conn, extra = await connection_lookup(conn_id, hook_class)
+    return conn, extra
+
+
+async def connection_lookup(
+    conn_id: str, hook_class: type[Any], *, newer_than: int = 0
+) -> tuple[int, Any, dict[str, Any]]:
+    """
+    :func:`connection_fields`, with the number of the lookup that answered.
+
+    :param newer_than: Only a lookup numbered above this answers: after a 401, a trigger passes the
+        number its settings came from, so it reads the connection afresh, bypassing this cache. Thousands
+        of triggers meeting the same 401 still share one new lookup: the first starts it, the others find
+        it newer than theirs.
+    """
     loop = asyncio.get_running_loop()
     cache = _CONNECTIONS.setdefault(loop, {})
     entry = cache.get(conn_id)
-    if entry is None or entry[0] < loop.time() or _failed(entry[1]):
-        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, loop.create_task(_lookup(conn_id, hook_class)))
+    if entry is None or entry[0] < loop.time() or entry[2] <= newer_than or _failed(entry[1]):
+        task = loop.create_task(_lookup(conn_id, hook_class))
+        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, next(_LOOKUP_NUMBERS))
     # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
-    return await asyncio.shield(entry[1])
+    conn, extra = await asyncio.shield(entry[1])
+    return entry[2], conn, extra
 
 
 def _failed(lookup: asyncio.Task[Any]) -> bool:
@@ -88,8 +109,20 @@ def _failed(lookup: asyncio.Task[Any]) -> bool:
 
 async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+    from asgiref.sync import sync_to_async
+
+    from airflow_provider_devrev._compat import mask_secret
+    from airflow_provider_devrev.connection import token_forms
 
     conn = await get_async_connection(conn_id, hook=hook_class)
+
+    def mask_token() -> None:
+        for form in token_forms(conn.password):
+            mask_secret(form)
+
+    # In a worker thread: before Airflow 3.3.2 masking tells the supervisor with a blocking call, which
+    # must not run in the event loop (common-compat's connection lookup does the same).
+    await sync_to_async(mask_token)()
     return conn, await get_async_extra_dejson(conn)
 
 
@@ -138,7 +171,8 @@ async def _send_once(
     session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
 ) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
-    final: DevRevError | None = None
+    failure: DevRevError
+    cause: BaseException | None = None
     try:
         async with session.request(
             request.method,
@@ -153,29 +187,36 @@ async def _send_once(
             content = await response.read()
             status, headers = response.status, response.headers
     except aiohttp.ConnectionTimeoutError as err:
-        raise no_response_error(
-            request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
-        ) from err
+        failure, cause = (
+            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            err,
+        )
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as err:
-        raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
+        failure, cause = no_response_error(request, settings.base_url, timeout=settings.read_timeout), err
     except aiohttp.ClientConnectorCertificateError as err:
         reason = getattr(err.certificate_error, "verify_message", None) or str(err.certificate_error)
-        final = tls_error(request.describe(), settings.base_url, settings.network, reason)
+        # Not chained: aiohttp's proxy and TLS errors hold the CONNECT request, Proxy-Authorization included.
+        failure = tls_error(request.describe(), settings.base_url, settings.network, reason)
     except aiohttp.ClientHttpProxyError as err:
-        final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, err.status)
+        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, err.status)
     except aiohttp.ClientProxyConnectionError:
-        final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None)
+        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None)
+    except aiohttp.InvalidURL as err:  # a ClientError, but no network failure
+        failure = unsendable_request_error(request, settings.base_url, err)
     except aiohttp.ClientError as err:
-        raise no_response_error(request, settings.base_url) from err
-    if final is not None:
-        # Raised outside the handler, so that it carries no chain: aiohttp's proxy errors hold the
-        # CONNECT request, Proxy-Authorization header included.
-        raise final
-    metrics.request_answered(request.path, status)
-    try:
-        return parse_response(request, status, headers, content)
-    except DevRevError as err:
-        raise settings.retry.check_wait_acceptable(err) from None
+        failure, cause = no_response_error(request, settings.base_url), err
+    except (ValueError, TypeError, LookupError) as err:
+        # aiohttp's refusal of a header with a control character is a bare ValueError quoting the header.
+        failure = unsendable_request_error(request, settings.base_url, err)
+    else:
+        metrics.request_answered(request.path, status)
+        try:
+            return parse_response(request, status, headers, content)
+        except DevRevError as err:
+            failure = settings.retry.check_wait_acceptable(err)
+    # Raised here, outside the except clauses, so that no error is chained to what the library raised
+    # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
+    raise failure from cause
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
 from airflow_provider_devrev._compat import BaseHook, mask_secret
-from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection
+from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
 from airflow_provider_devrev.contract import (
     ApiRequest,
     dev_users_self_request,
@@ -21,8 +22,15 @@ from airflow_provider_devrev.contract import (
     no_response_error,
     parse_response,
     recording_kind,
+    unsendable_request_error,
 )
-from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError, DevRevUnexpectedResponseError
+from airflow_provider_devrev.exceptions import (
+    DevRevAuthError,
+    DevRevError,
+    DevRevInvalidInputError,
+    DevRevServerError,
+    DevRevUnexpectedResponseError,
+)
 from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
 from airflow_provider_devrev.network import (
     exception_chain,
@@ -30,6 +38,7 @@ from airflow_provider_devrev.network import (
     tls_error,
     tunnel_status,
 )
+from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
     import requests
@@ -61,7 +70,10 @@ class DevRevHook(BaseHook):
     Nothing is looked up when the hook is built. The connection is read once, on first use, and one
     keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
     ``Retry-After``), 500/502/503/504, connection errors and timeouts; other statuses raise their typed
-    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request.
+    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request, except that a 401
+    makes the hook read the connection again, once: if its token or host changed (a rotated token), the same
+    request is sent again at once with the new ones, which the hook keeps using. A failed lookup is retried
+    like a 503; a missing connection is final.
 
     :param devrev_conn_id: The Airflow connection to use.
     :param timeout: Seconds to wait for each read of an answer (default 30; connecting waits at most 10).
@@ -93,6 +105,8 @@ class DevRevHook(BaseHook):
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep
         self._settings: ConnectionSettings | None = None
+        self._credentials: _Credentials | None = None
+        self._lookup_number = 0
         self._http: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -111,23 +125,64 @@ class DevRevHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The validated connection, read on first use (a blocking lookup: not for an event loop)."""
         if self._settings is None:
-            conn = self.get_connection(self.devrev_conn_id)
-            if conn.password:
-                mask_secret(conn.password)
-            settings = self._settings_from(conn, conn.extra_dejson)
-            if settings.network.proxy and settings.network.proxy.password:
-                mask_secret(settings.network.proxy.password)
-            self._settings = settings
-        return self._settings
+            self._use(self._read_settings())
+        return self._current()
 
     async def aget_settings(self) -> ConnectionSettings:
         """The validated connection, read without blocking the event loop (for triggers)."""
         if self._settings is None:
-            from airflow_provider_devrev.hooks._async_transport import connection_fields
+            self._use(await self._aread_settings())
+        return self._current()
 
-            conn, extra = await connection_fields(self.devrev_conn_id, type(self))
-            self._settings = self._settings_from(conn, extra)
-        return self._settings
+    def _read_settings(self) -> ConnectionSettings:
+        policy, what = self._lookup_policy(), f"lookup of connection {self.devrev_conn_id!r}"
+        for attempt in range(1, policy.max_retries + 2):
+            try:
+                conn = self.get_connection(self.devrev_conn_id)
+                # Every form the token could take in a text, before validation can refuse it and say why.
+                for form in token_forms(conn.password):
+                    mask_secret(form)
+                extra = conn.extra_dejson
+                break
+            except Exception as err:
+                failure = _lookup_failure(self.devrev_conn_id, err)
+            if attempt > policy.max_retries or not policy.should_retry(failure):
+                raise failure from None
+            wait = policy.wait_seconds(failure, attempt)
+            policy.log_retry(self.log, what, failure, attempt, wait)
+            self._sleep(wait)
+        settings = self._settings_from(conn, extra)
+        if settings.network.proxy and settings.network.proxy.password:
+            mask_secret(settings.network.proxy.password)
+        return settings
+
+    async def _aread_settings(self, *, newer_than: int = 0) -> ConnectionSettings:
+        import asyncio
+
+        from airflow_provider_devrev.hooks._async_transport import connection_lookup
+
+        policy, what = self._lookup_policy(), f"lookup of connection {self.devrev_conn_id!r}"
+        for attempt in range(1, policy.max_retries + 2):
+            try:
+                number, conn, extra = await connection_lookup(self.devrev_conn_id, type(self), newer_than=newer_than)
+                break
+            except Exception as err:
+                failure = _lookup_failure(self.devrev_conn_id, err)
+            if attempt > policy.max_retries or not policy.should_retry(failure):
+                raise failure from None
+            wait = policy.wait_seconds(failure, attempt)
+            policy.log_retry(self.log, what, failure, attempt, wait)
+            await (self._async_sleep or asyncio.sleep)(wait)
+        self._lookup_number = number
+        return self._settings_from(conn, extra)
+
+    def _lookup_policy(self) -> RetryPolicy:
+        # The connection's own retry extras are what is being looked up: the hook's arguments, else defaults.
+        retries, longest = self.options.max_retries, self.options.max_retry_wait
+        return RetryPolicy(
+            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+            max_retry_wait=DEFAULT_MAX_RETRY_WAIT if longest is None else longest,
+        )
 
     def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
         settings = settings_from_connection(
@@ -145,6 +200,62 @@ class DevRevHook(BaseHook):
                 self.devrev_conn_id,
             )
         return settings
+
+    # -- rotation -------------------------------------------------------------------------------------
+    # The token and base URL are what a rotation changes; other settings (timeouts, retries, scope) are
+    # read once per hook. They are held in a _Credentials that the hook shares with its worker copies, so
+    # a rotation one of them finds is adopted by all without more lookups.
+
+    def _use(self, settings: ConnectionSettings) -> None:
+        self._settings = settings
+        self._credentials = _Credentials(settings)
+
+    def _current(self) -> ConnectionSettings:
+        """The settings, with the token and base URL a worker copy may have found since (no lookup)."""
+        settings = self._settings
+        assert settings is not None
+        assert self._credentials is not None
+        token, base_url = self._credentials.current
+        if (settings.token, settings.base_url) != (token, base_url):
+            settings = self._settings = dataclasses.replace(settings, token=token, base_url=base_url)
+            if self._http is not None:
+                self._http.headers.update(settings.headers())
+        return settings
+
+    def _rotated(self, used: ConnectionSettings) -> bool:
+        """After a 401 sent with ``used``: whether the connection now holds another token or host (read
+        again, once, unless another copy of this hook already has), adopting them if so."""
+        credentials = self._credentials
+        assert credentials is not None
+        with credentials.lock:
+            unchanged = credentials.current == (used.token, used.base_url)
+            if unchanged and not self._adopt_if_changed(credentials, used, self._read_settings()):
+                return False
+        self._current()
+        return True
+
+    async def _arotated(self, used: ConnectionSettings) -> bool:
+        """:meth:`_rotated` for the async transport: the lookup bypasses the event loop's cache."""
+        credentials = self._credentials
+        assert credentials is not None
+        if credentials.current == (used.token, used.base_url):
+            fresh = await self._aread_settings(newer_than=self._lookup_number)
+            if not self._adopt_if_changed(credentials, used, fresh):
+                return False
+        self._current()
+        return True
+
+    def _adopt_if_changed(self, credentials: _Credentials, used: ConnectionSettings, fresh: ConnectionSettings) -> bool:
+        changed = [
+            what
+            for what, old, new in (("token", used.token, fresh.token), ("host", used.base_url, fresh.base_url))
+            if old != new
+        ]
+        if not changed:
+            return False
+        credentials.current = (fresh.token, fresh.base_url)
+        self.log.info("DevRev connection %s changed; using the new %s", self.devrev_conn_id, " and ".join(changed))
+        return True
 
     def get_conn(self) -> requests.Session:
         """The hook's keep-alive ``requests.Session``, built on first use with the connection's headers."""
@@ -275,7 +386,15 @@ class DevRevHook(BaseHook):
         """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
         from airflow_provider_devrev.hooks._async_transport import acall
 
-        return await acall(request, await self.aget_settings(), sleep=self._async_sleep, log=self.log)
+        settings = await self.aget_settings()
+        try:
+            return await acall(request, settings, sleep=self._async_sleep, log=self.log)
+        except DevRevAuthError as err:
+            unauthorized = err
+        # Outside the except clause: a failure from here on is not chained to the 401.
+        if not await self._arotated(settings):
+            raise unauthorized
+        return await acall(request, self._current(), sleep=self._async_sleep, log=self.log)
 
     def iter_sessions(
         self,
@@ -402,10 +521,10 @@ class DevRevHook(BaseHook):
         self, *, retry_rate_limited: bool = True, sleep: Callable[[float], Any] | None = None
     ) -> DevRevHook:
         """A copy sharing this hook's connection settings but with its own HTTP session (one per thread)."""
+        settings = self.settings
         clone = copy.copy(self)
         clone._http = None
         clone._sleep = sleep or self._sleep
-        settings = self.settings
         clone._settings = dataclasses.replace(
             settings, retry=dataclasses.replace(settings.retry, retry_rate_limited=retry_rate_limited)
         )
@@ -423,10 +542,38 @@ class DevRevHook(BaseHook):
     # -- transport ------------------------------------------------------------------------------------
 
     def call(self, request: ApiRequest, *, retry: bool = True) -> dict[str, Any]:
-        """Send ``request`` with the retry policy (or once) and return the result object."""
+        """
+        Send ``request`` with the retry policy (or once) and return the result object.
+
+        A 401 reads the connection again; if the token or host changed, the request is sent again at once.
+        """
+        result: dict[str, Any] = self._rotating(request, self._send_once, retry=retry)
+        return result
+
+    def _rotating(
+        self, request: ApiRequest, send: Callable[[ApiRequest, ConnectionSettings], Any], *, retry: bool
+    ) -> Any:
+        """``send`` with the retry policy, read again and sent once more after a 401 if the connection changed."""
         settings = self.settings
         try:
-            return self._send_once(request, settings)
+            return self._call_with_policy(request, settings, retry=retry, send=send)
+        except DevRevAuthError as err:
+            unauthorized = err
+        # Outside the except clause: a failure from here on is not chained to the 401.
+        if not self._rotated(settings):
+            raise unauthorized
+        return self._call_with_policy(request, self._current(), retry=retry, send=send)
+
+    def _call_with_policy(
+        self,
+        request: ApiRequest,
+        settings: ConnectionSettings,
+        *,
+        retry: bool,
+        send: Callable[[ApiRequest, ConnectionSettings], Any],
+    ) -> Any:
+        try:
+            return send(request, settings)
         except DevRevError as err:
             wait = settings.retry.first_retry_wait(err, log=self.log, what=request.describe()) if retry else None
             if wait is None:
@@ -437,44 +584,34 @@ class DevRevHook(BaseHook):
         kwargs = settings.retry.tenacity_kwargs(
             sleep=self._sleep, log=self.log, what=request.describe(), attempts_made=1
         )
-        result: dict[str, Any] = Retrying(**kwargs)(self._send_once, request, settings)
-        return result
+        return Retrying(**kwargs)(send, request, settings)
 
     def _send_once(self, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
-        import requests
-
-        final: DevRevError | None = None
+        failure: DevRevError
+        cause: BaseException | None = None
         try:
             response = self._request(request, settings)
-        except requests.ConnectTimeout as err:
-            raise no_response_error(
-                request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
-            ) from err
-        except requests.Timeout as err:
-            raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
-        except requests.exceptions.SSLError as err:
-            final = _tls_failure(request, settings, err)
-            if final is None:
-                raise no_response_error(request, settings.base_url) from err
-        except requests.exceptions.ProxyError as err:
-            final = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(err))
-        except requests.RequestException as err:
-            raise no_response_error(request, settings.base_url) from err
-        if final is not None:
-            # Raised outside the handler, so that it carries no chain: requests' exceptions hold the
-            # proxy's Proxy-Authorization header in their attributes.
-            raise final
-        metrics.request_answered(request.path, response.status_code)
-        try:
-            return parse_response(request, response.status_code, response.headers, response.content)
-        except DevRevError as err:
-            raise settings.retry.check_wait_acceptable(err) from None
+        except Exception as err:
+            reported = _request_failure(request, settings, err)
+            if reported is None:
+                raise
+            failure, cause = reported
+        else:
+            metrics.request_answered(request.path, response.status_code)
+            try:
+                return parse_response(request, response.status_code, response.headers, response.content)
+            except DevRevError as err:
+                failure = settings.retry.check_wait_acceptable(err)
+        # Raised here, outside the except clauses, so that no error is chained to what the library raised
+        # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
+        raise failure from cause
 
-    def _request(self, request: ApiRequest, settings: ConnectionSettings) -> requests.Response:
+    def _request(self, request: ApiRequest, settings: ConnectionSettings, *, stream: bool = False) -> requests.Response:
         kwargs: dict[str, Any] = {
             "json": request.body,
             "timeout": (settings.connect_timeout, settings.read_timeout),
             "allow_redirects": False,
+            "stream": stream,
         }
         if settings.network.verify:
             return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
@@ -491,67 +628,141 @@ class DevRevHook(BaseHook):
         """
         Send ``request`` as :meth:`call` does, but hand a 2xx body to ``write`` chunk by chunk as it arrives.
 
-        Retried like :meth:`call` until the first chunk has been written; after that any failure is final
-        (the bytes written cannot be taken back): a cut body raises
+        Retried like :meth:`call` (and re-read after a 401, as :meth:`call` does) until the first chunk has been
+        written; after that any failure is final (the bytes written cannot be taken back): a cut body raises
         :class:`~airflow_provider_devrev.exceptions.DevRevUnexpectedResponseError`. Exceptions from ``write``
         pass through unchanged.
 
         :return: How many bytes of the body were written.
         """
-        settings = self.settings
-        try:
-            return self._stream_once(request, settings, write)
-        except DevRevError as err:
-            wait = settings.retry.first_retry_wait(err, log=self.log, what=request.describe())
-            if wait is None:
-                raise
-            self._sleep(wait)
-        from tenacity import Retrying
 
-        kwargs = settings.retry.tenacity_kwargs(
-            sleep=self._sleep, log=self.log, what=request.describe(), attempts_made=1
-        )
-        written: int = Retrying(**kwargs)(self._stream_once, request, settings, write)
+        def send(request: ApiRequest, settings: ConnectionSettings) -> int:
+            return self._stream_once(request, settings, write)
+
+        written: int = self._rotating(request, send, retry=True)
         return written
 
     def _stream_once(self, request: ApiRequest, settings: ConnectionSettings, write: Callable[[bytes], Any]) -> int:
         import requests
 
-        written = 0
+        failure: DevRevError | None = None
+        cause: BaseException | None = None
         try:
-            with self.get_conn().request(
-                request.method,
-                request.url(settings.base_url),
-                json=request.body,
-                timeout=(settings.connect_timeout, settings.read_timeout),
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                if not 200 <= response.status_code < 300:
-                    content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
-                    error = error_from_response(request, response.status_code, response.headers, content)
-                    raise settings.retry.check_wait_acceptable(error)
+            response = self._request(request, settings, stream=True)
+        except Exception as err:
+            reported = _request_failure(request, settings, err)
+            if reported is None:
+                raise
+            failure, cause = reported
+        if failure is not None:
+            # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
+            raise failure from cause
+        written = 0
+        with response:
+            metrics.request_answered(request.path, response.status_code)
+            if not 200 <= response.status_code < 300:
+                content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
+                error = error_from_response(request, response.status_code, response.headers, content)
+                raise settings.retry.check_wait_acceptable(error)
+            try:
                 for chunk in response.iter_content(STREAM_CHUNK_BYTES):
                     if chunk:
                         write(chunk)
                         written += len(chunk)
-        except requests.RequestException as err:
-            if written:
-                # Bytes already written cannot be taken back: the caller discards them and the error is final.
-                raise DevRevUnexpectedResponseError(
-                    f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
-                    f"({type(err).__name__}); nothing was published",
-                    status_code=200,
-                    error_type="incomplete_body",
-                ) from err
-            if isinstance(err, requests.ConnectTimeout):
-                raise no_response_error(
-                    request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"
-                ) from err
-            if isinstance(err, requests.Timeout):
-                raise no_response_error(request, settings.base_url, timeout=settings.read_timeout) from err
-            raise no_response_error(request, settings.base_url) from err
+            except requests.RequestException as err:
+                cause = err
+                if written:
+                    # Bytes already written cannot be taken back: the caller discards them and the error is final.
+                    failure = DevRevUnexpectedResponseError(
+                        f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
+                        f"({type(err).__name__}); nothing was published",
+                        status_code=200,
+                        error_type="incomplete_body",
+                    )
+                else:
+                    failure, cause = _request_failure(request, settings, err) or (
+                        no_response_error(request, settings.base_url),
+                        err,
+                    )
+        if failure is not None:
+            raise failure from cause
         return written
+
+
+class _Credentials:
+    """The token and base URL in use by a hook and its worker copies; ``lock`` serializes re-reads."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.lock = threading.Lock()
+        # One tuple, replaced whole, so a reader never sees a new token with the old host.
+        self.current: tuple[str, str] = (settings.token, settings.base_url)
+
+    def __repr__(self) -> str:
+        return "_Credentials(...)"
+
+
+def _lookup_failure(conn_id: str, error: Exception) -> Exception:
+    """
+    What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
+    (a secrets backend or API server hiccup) as a transient :class:`DevRevServerError`, retried like a 503.
+
+    The lookup's own message is not quoted, since a secrets backend may put anything in it: only its class
+    is named.
+    """
+    # By name: Airflow 3.0 has two classes of that name (airflow.exceptions and the Task SDK's).
+    missing = any(cls.__name__ == "AirflowNotFoundException" for cls in type(error).__mro__)
+    if missing or isinstance(error, DevRevError):
+        return error
+    return DevRevServerError(
+        f"looking up connection {conn_id!r} failed ({type(error).__name__}); the secrets backend or the API "
+        "server may be restarting",
+        error_type="connection_lookup_failed",
+    )
+
+
+def _request_failure(
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+) -> tuple[DevRevError, BaseException | None] | None:
+    """
+    How an exception from ``requests`` while sending ``request`` is reported: the typed error, and the cause it
+    may be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
+    proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
+    Proxy-Authorization header in their attributes); a request the library refuses to send (an invalid header or
+    URL, an encoding error) is final and unchained too, since requests quotes an invalid header, token included.
+    """
+    import requests
+
+    if isinstance(error, requests.ConnectTimeout):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            error,
+        )
+    if isinstance(error, requests.Timeout):
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+    if isinstance(error, requests.exceptions.SSLError):
+        tls = _tls_failure(request, settings, error)
+        return (tls, None) if tls is not None else (no_response_error(request, settings.base_url), error)
+    if isinstance(error, requests.exceptions.ProxyError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(error)), None
+    if isinstance(error, _network_errors()):
+        return no_response_error(request, settings.base_url), error
+    if isinstance(error, (requests.RequestException, ValueError, TypeError, LookupError)):
+        return unsendable_request_error(request, settings.base_url, error), None
+    return None
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The ``requests`` errors that mean the network failed (retried), as opposed to a refused request."""
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        requests.exceptions.RetryError,
+    )
 
 
 def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError | None:

@@ -118,18 +118,38 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         started = time.time()
-        try:
-            first = self.poke(context)
-        except AirflowFailException as err:
-            if self.soft_fail:
-                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
-            raise
+        first = self._first_check(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
         # The trigger's first poll comes when poke mode's second check would: Airflow's interval after
         # check 1 (exponential_backoff included), or a longer Retry-After.
         delay = self._get_next_poke_interval(started, lambda: time.time() - started, 1)
         self._defer(end_time=started + self.timeout, next_poll_at=time.time() + delay)
+
+    def _first_check(self, context: Context) -> bool | PokeReturnValue:
+        """
+        The deferrable sensor's check on the worker, its failures handled as poke mode's loop handles them
+        (``BaseSensorOperator.execute``): ``soft_fail`` and, on Airflow 3, ``never_fail`` skip the task;
+        ``silent_fail`` turns an unexpected error into "not yet".
+        """
+        never_fail = getattr(self, "never_fail", False)  # Airflow 3 sensors only
+        try:
+            return self.poke(context)
+        except (AirflowSensorTimeout, AirflowFailException) as err:
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
+            if never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as err:
+            if getattr(self, "silent_fail", False):
+                self.log.error("Sensor poke failed: %s", type(err).__name__)
+                return False
+            if never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
 
     def _defer(self, *, end_time: float, next_poll_at: float) -> None:
         from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
@@ -159,6 +179,9 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         try:
             session = session_from_event(event)
         except DevRevError as err:
+            if getattr(self, "never_fail", False):
+                # Airflow 3.0's resume_execution applies soft_fail but not never_fail; poke mode skips.
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             if err.error_type == SENSOR_TIMEOUT:
                 raise AirflowSensorTimeout(str(err)) from err
             # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.

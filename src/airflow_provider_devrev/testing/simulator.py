@@ -70,6 +70,10 @@ class RecordedRequest:
     :param status: the status answered; None when no response was sent (dropped, or still in flight).
     :param time: the simulator clock when the request arrived.
     :param fault: the kind of the scripted fault that handled it, if any.
+    :param token: which token it carried: 1 for the simulator's first token, 2 for the one it accepted
+        next (:meth:`DevRevSimulator.rotate_token` or :meth:`~DevRevSimulator.set_token`), and so on; None
+        for no token or one the simulator never accepted. Lets a test tell old-token from new-token
+        requests without the log holding a token.
     """
 
     method: str
@@ -81,6 +85,7 @@ class RecordedRequest:
     status: int | None
     time: float
     fault: str | None = None
+    token: int | None = None
 
 
 @dataclass
@@ -179,6 +184,9 @@ class DevRevSimulator(SimulatorState):
         self._tokens_seen: list[str] = []
         self._token = ""
         self._revoked = False
+        self._retired: set[str] = set()
+        self._request_actions: list[tuple[int, Callable[[], Any]]] = []
+        self._received = 0
         self._set_token(token)
         self._faults = FaultQueue()
         self._log: list[_Record] = []
@@ -343,6 +351,30 @@ class DevRevSimulator(SimulatorState):
         with self._lock:
             self._set_token(new_token)
 
+    def rotate_token(self, new_token: str) -> None:
+        """Accept ``new_token`` from now on; every earlier token gets 401 ``token_revoked``, as DevRev answers
+        a token revoked by a rotation (:meth:`set_token` answers ``unauthenticated`` instead).
+
+        :param new_token: the new bearer token.
+        """
+        with self._lock:
+            self._retired.update(self._tokens_seen)
+            self._set_token(new_token)
+            self._retired.discard(new_token)
+
+    def at_request(self, number: int, action: Callable[[], Any]) -> None:
+        """Run ``action()`` when request ``number`` (1-based, counted from the start) arrives, before it is
+        answered: a way to change the world at an exact point of a client's run, say rotate the token
+        and update the Airflow connection at the third poll. It runs in the request's handler thread.
+
+        :param number: the request number; one already received never comes again.
+        :param action: what to run, with no arguments.
+        """
+        if not isinstance(number, int) or number < 1:
+            raise ValueError("number must be an int >= 1")
+        with self._lock:
+            self._request_actions.append((number, action))
+
     def revoke_token(self) -> None:
         """The current token gets 401 ``token_revoked`` until :meth:`set_token`."""
         with self._lock:
@@ -414,11 +446,15 @@ class DevRevSimulator(SimulatorState):
             return {self._scrub(key): self._scrub(item) for key, item in value.items()}
         return value
 
-    def _token_matches(self, authorization: str | None) -> bool:
+    def _token_matches(self, authorization: str | None, token: str | None = None) -> bool:
         scheme, _, value = (authorization or "").strip().partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(
-            value.strip().encode("utf-8", "replace"), self._token.encode("utf-8")
+            value.strip().encode("utf-8", "replace"), (token or self._token).encode("utf-8")
         )
+
+    def _token_number(self, authorization: str | None) -> int | None:
+        numbered = enumerate(self._tokens_seen, start=1)
+        return next((number for number, token in numbered if self._token_matches(authorization, token)), None)
 
     def _begin(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Exchange:
         path_text, _, query_text = target.partition("?")
@@ -445,6 +481,7 @@ class DevRevSimulator(SimulatorState):
         incoming = _Incoming(method, unquote(path_text), query, authorization, body, body_error, session_id)
         with self._lock:
             masked = "Bearer ***" if self._token_matches(authorization) else "<invalid>"
+            self._received += 1
             record = _Record(
                 RecordedRequest(
                     method=method,
@@ -455,11 +492,17 @@ class DevRevSimulator(SimulatorState):
                     session_id=self._scrub(session_id),
                     status=None,
                     time=self._clock(),
+                    token=self._token_number(authorization),
                 )
             )
             self._log.append(record)
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            due = [action for number, action in self._request_actions if number <= self._received]
+            self._request_actions = [entry for entry in self._request_actions if entry[0] > self._received]
+        # Outside the lock, before the request is answered: an action may use the simulator's own methods.
+        for action in due:
+            action()
         return _Exchange(self, record, incoming)
 
     def _finished(self, record: _Record) -> None:
@@ -490,6 +533,8 @@ class DevRevSimulator(SimulatorState):
         try:
             with self._lock:
                 if not self._token_matches(incoming.authorization):
+                    if any(self._token_matches(incoming.authorization, old) for old in self._retired):
+                        return _unauthorized("token_revoked", "the token has been revoked")
                     return _unauthorized("unauthenticated", "missing or invalid bearer token")
                 if self._revoked:
                     return _unauthorized("token_revoked", "the token has been revoked")

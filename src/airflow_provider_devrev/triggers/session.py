@@ -28,6 +28,8 @@ from airflow_provider_devrev.triggers import classpath
 #: ``error_type`` of the event sent when the wait's deadline passes; the sensor turns it into a sensor
 #: timeout, so ``soft_fail`` skips the task exactly as in poke mode.
 SENSOR_TIMEOUT = "sensor_timeout"
+#: ``error_type`` of the event sent when the trigger itself failed (a bug, not an answer from DevRev).
+TRIGGER_ERROR = "trigger_error"
 #: The shortest wait between two polls of one trigger, whatever the sensor's ``poke_interval``.
 MIN_POLL_WAIT = 0.1
 
@@ -118,7 +120,23 @@ class DevRevSessionTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the session exists, a final error, or the deadline; then yield one event."""
+        """
+        Poll until the session exists, a final error, or the deadline; then yield one event.
+
+        Nothing but ``CancelledError`` (the trigger removed) escapes: an unexpected exception becomes the
+        error event too, so the sensor fails with a message instead of waiting for the deferral timeout.
+        """
+        try:
+            async for event in self._wait():
+                yield event
+                return
+        except Exception as err:
+            # Logged with its traceback through Airflow's masker; the event names only the class.
+            self.log.exception("Waiting for DevRev session %s failed unexpectedly", self.session_id)
+            message = f"the trigger failed unexpectedly ({type(err).__name__}); see the triggerer's log"
+            yield TriggerEvent(error_event(DevRevError(message, error_type=TRIGGER_ERROR)))
+
+    async def _wait(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_devrev.hooks._async_transport import shared_session
         from airflow_provider_devrev.hooks.devrev import DevRevHook
 
