@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.contract import validate_platform, validate_text
+from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.listing import session_type_for, validate_filters
 
 if TYPE_CHECKING:
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 
-def _known_at_parse_time(value: Any) -> bool:
+def known_at_parse_time(value: Any) -> bool:
+    """Whether ``value`` is final when the DAG file is parsed (not a Jinja template, not an ``XComArg``)."""
     # A Jinja template or an XComArg is only known after rendering, where the hook validates it again.
     # Anything else (a plain string, None, a number) is final now, so a bad one should fail the DAG import.
     if isinstance(value, str):
@@ -26,27 +28,27 @@ def _has_template(value: Any) -> bool:
         return any(_has_template(item) for item in value.values())
     if isinstance(value, list | tuple):
         return any(_has_template(item) for item in value)
-    return not isinstance(value, bool) and not _known_at_parse_time(value)
+    return not isinstance(value, bool) and not known_at_parse_time(value)
 
 
 def _validate_app(platform: Any, version_key: Any) -> None:
-    if _known_at_parse_time(platform):
+    if known_at_parse_time(platform):
         validate_platform(platform)
-    if _known_at_parse_time(version_key):
+    if known_at_parse_time(version_key):
         validate_text(version_key, "version_key")
 
 
 def validate_session_arguments(platform: Any, session_id: Any, version_key: Any) -> None:
     """Raise ``DevRevInvalidInputError`` (a ``ValueError``) for a literal argument DevRev would refuse."""
     _validate_app(platform, version_key)
-    if _known_at_parse_time(session_id):
+    if known_at_parse_time(session_id):
         validate_text(session_id, "session_id")
 
 
 def validate_listing_arguments(platform: Any, version_key: Any, filters: Any) -> None:
     """The same for a listing; filters are checked against the platform's filter set once both are known."""
     _validate_app(platform, version_key)
-    if _known_at_parse_time(platform) and filters is not None and not _has_template(filters):
+    if known_at_parse_time(platform) and filters is not None and not _has_template(filters):
         validate_filters(filters, session_type_for(platform))
 
 
@@ -81,6 +83,8 @@ class SessionArgumentsMixin(LazyHookMixin):
         self.hook_options = hook_options
 
 
-def known_at_parse_time(value: Any) -> bool:
-    """Whether ``value`` is final when the DAG file is parsed (not a Jinja template, not an ``XComArg``)."""
-    return _known_at_parse_time(value)
+def validate_max_concurrency(max_concurrency: Any) -> int:
+    """``max_concurrency`` of a bulk fetch: an int from 1 to 64, checked before any request."""
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
+        raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
+    return max_concurrency

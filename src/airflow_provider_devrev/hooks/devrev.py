@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
+from airflow_provider_devrev._arguments import validate_max_concurrency
 from airflow_provider_devrev._compat import BaseHook, mask_secret
 from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
 from airflow_provider_devrev.contract import (
@@ -503,8 +504,7 @@ class DevRevHook(BaseHook):
         """
         from airflow_provider_devrev.hooks._bulk import fetch_all
 
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
-            raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
+        validate_max_concurrency(max_concurrency)
         if isinstance(session_ids, str) or not isinstance(session_ids, Iterable):
             raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of session ids")
         unique = list(dict.fromkeys(session_ids))

@@ -6,7 +6,12 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_time, validate_listing_arguments
+from airflow_provider_devrev._arguments import (
+    LazyHookMixin,
+    known_at_parse_time,
+    validate_listing_arguments,
+    validate_max_concurrency,
+)
 from airflow_provider_devrev._compat import BaseOperator
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
@@ -78,8 +83,7 @@ class GetSessionsOperator(LazyHookMixin, BaseOperator):
                     validate_text(session_id, "session_ids")
         elif isinstance(session_ids, str) and known_at_parse_time(session_ids):
             raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of session ids")
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
-            raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
+        validate_max_concurrency(max_concurrency)
         self.platform = platform
         self.version_key = version_key
         self.session_ids = session_ids
