@@ -11,7 +11,7 @@ import runpy
 import types
 from pathlib import Path
 
-import pytest
+import airflow
 
 from airflow_provider_devrev.operators.devrev import GetSessionRecordingOperator
 
@@ -21,8 +21,12 @@ VERSION_KEY = "com.acme.shop@5.2.0"
 
 def test_triage_gets_the_end_of_the_crash_log_and_the_last_10_timeline_events(devrev_simulator):
     example = runpy.run_path(str(EXAMPLE))
-    if example.get("dag") is None:
-        pytest.skip("Airflow 2.11: the example defines no DAG (no event-driven scheduling)")
+    if airflow.__version__.startswith("2."):
+        # Airflow 2 has no event-driven scheduling: the example must load cleanly and define nothing to schedule
+        # (as its docstring says), rather than fail the user's DAG folder.
+        assert example.get("dag") is None
+        assert example["AssetWatcher"] is None
+        return
     dag, asset = example["dag"], example["crash_sessions"]
     sim = devrev_simulator
     crashes = [

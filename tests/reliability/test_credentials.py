@@ -33,12 +33,6 @@ def _airflow_3_0() -> bool:
     return __version__.startswith("3.0.")
 
 
-def _airflow_2() -> bool:
-    from airflow import __version__
-
-    return __version__.startswith("2.")
-
-
 #: Reschedule mode on Airflow 3.0's dag.test() fails at its first reschedule (Airflow's bug, see
 #: tests/e2e/test_example_dags.py); a case that reschedules is expected to fail there, strictly.
 RESCHEDULING = pytest.param(
@@ -207,7 +201,6 @@ NEVER_FAIL_CASES = {
 }
 
 
-@pytest.mark.skipif(_airflow_2(), reason="never_fail is a parameter of Airflow 3's sensors only")
 @pytest.mark.parametrize("case", list(NEVER_FAIL_CASES))
 def test_never_fail_skips_the_same_failure_in_every_mode(sim, case, monkeypatch):
     outcomes = {}
@@ -221,7 +214,6 @@ def test_never_fail_skips_the_same_failure_in_every_mode(sim, case, monkeypatch)
     assert set(outcomes.values()) == {("skipped", 1 if case == "401 at the first check" else 2)}, outcomes
 
 
-@pytest.mark.skipif(_airflow_2(), reason="never_fail is a parameter of Airflow 3's sensors only")
 def test_never_fail_skips_a_session_id_with_a_trailing_space_in_every_mode(sim):
     outcomes = {}
     for mode in ("poke", "reschedule", "deferrable"):

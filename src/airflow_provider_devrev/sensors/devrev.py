@@ -129,10 +129,10 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
     def _first_check(self, context: Context) -> bool | PokeReturnValue:
         """
         The deferrable sensor's check on the worker, its failures handled as poke mode's loop handles them
-        (``BaseSensorOperator.execute``): ``soft_fail`` and, on Airflow 3, ``never_fail`` skip the task;
+        (``BaseSensorOperator.execute``): ``soft_fail`` and ``never_fail`` (Airflow 2.10+) skip the task;
         ``silent_fail`` turns an unexpected error into "not yet".
         """
-        never_fail = getattr(self, "never_fail", False)  # Airflow 3 sensors only
+        never_fail = getattr(self, "never_fail", False)  # BaseSensorOperator has it from Airflow 2.10
         try:
             return self.poke(context)
         except (AirflowSensorTimeout, AirflowFailException) as err:

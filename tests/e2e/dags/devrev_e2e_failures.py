@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import DAG, BaseSensorOperator
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_devrev.sensors.devrev import DevRevSessionSensor
 
@@ -33,24 +32,23 @@ for mode in ("poke", "reschedule", "deferrable"):
                 deferrable=mode == "deferrable",
             )
 
-# never_fail exists on Airflow 3's sensors only: the same failure must skip the task in every mode.
-if "never_fail" in inspect.signature(BaseSensorOperator.__init__).parameters:
-    for mode in ("poke", "reschedule", "deferrable"):
-        with DAG(
-            dag_id=f"devrev_e2e_never_fail_{mode}",
-            schedule=None,
-            start_date=datetime(2025, 1, 1),
-            catchup=False,
-            default_args={"retries": 0},
-        ):
-            DevRevSessionSensor(
-                task_id="wait_for_session",
-                platform="android",
-                session_id="{{ dag_run.conf.get('session_id', 'never-uploaded') }}",
-                version_key="com.acme.shop@5.2.0",
-                poke_interval=POKE,
-                timeout=float(os.environ.get("DEVREV_E2E_SENSOR_TIMEOUT", "1")),
-                never_fail=True,
-                mode="reschedule" if mode == "reschedule" else "poke",
-                deferrable=mode == "deferrable",
-            )
+# never_fail (Airflow 2.10+ and 3): the same failure must skip the task in every mode.
+for mode in ("poke", "reschedule", "deferrable"):
+    with DAG(
+        dag_id=f"devrev_e2e_never_fail_{mode}",
+        schedule=None,
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        default_args={"retries": 0},
+    ):
+        DevRevSessionSensor(
+            task_id="wait_for_session",
+            platform="android",
+            session_id="{{ dag_run.conf.get('session_id', 'never-uploaded') }}",
+            version_key="com.acme.shop@5.2.0",
+            poke_interval=POKE,
+            timeout=float(os.environ.get("DEVREV_E2E_SENSOR_TIMEOUT", "1")),
+            never_fail=True,
+            mode="reschedule" if mode == "reschedule" else "poke",
+            deferrable=mode == "deferrable",
+        )
