@@ -65,7 +65,7 @@ POLL_INTERVAL = 2.0
 WATCH_START_TIMEOUT = 90.0
 #: Each triage run is three task processes (the recordings' list, one mapped fetch per crash, the triage).
 TRIAGE_TIMEOUT = 240.0
-RECOVER_TIMEOUT = 60.0
+RECOVER_TIMEOUT = 120.0
 #: Polls to let pass after the last expected triage before checking that nothing else happened.
 QUIET_POLLS = 3
 

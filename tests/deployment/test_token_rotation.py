@@ -40,8 +40,8 @@ TASKS = ("wait_for_session", "get_session", "report")
 GET = "/observability.sessions.get"
 VERSION_KEY = "com.acme.shop@5.2.0"
 CONN_ID = "devrev_default"
-DEFER_TIMEOUT = 60.0
-RUN_TIMEOUT = 120.0
+DEFER_TIMEOUT = 180.0
+RUN_TIMEOUT = 180.0
 
 
 @pytest.fixture
