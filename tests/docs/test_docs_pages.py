@@ -77,6 +77,18 @@ def test_every_devrev_error_is_on_the_troubleshooting_page() -> None:
     assert errors <= rows, f"not on docs/troubleshooting.md: {sorted(errors - rows)}"
 
 
+def test_the_connection_page_shows_every_field_of_the_form_with_its_label() -> None:
+    from airflow_provider_devrev.get_provider_info import get_provider_info
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    page = (DOCS / "connection.md").read_text(encoding="utf-8")
+    for label in connection_type["ui-field-behaviour"]["relabeling"].values():
+        assert f"| {label} |" in page
+    for name, field in connection_type["conn-fields"].items():
+        assert f"| {field['label']} (`{name}`) |" in page
+    assert "img/connection-form.png" in page
+
+
 def test_the_upstream_test_button_bug_and_its_workarounds_are_documented() -> None:
     page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
     assert "apache/airflow#73298" in page
