@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+# Where your DAG files are: here, beside this file.
 DAGS_FOLDER = Path(__file__).parent / "dags"
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
