@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   - the main job: the example DAG against the local DevRev simulator (Airflow 3.3.2)
 #   make test   - builds and checks the sdist and wheel, runs the whole test suite against that wheel on
-#                 Airflow 2.11, 3.0 and 3.3 (one virtualenv each), then ruff and mypy
+#                 Airflow 2.11, 3.0 and 3.3 (one virtualenv each), then ruff and mypy, then the docs build
 # Both create the virtualenvs and install what they need first (see ci/legs/ for what each one holds).
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint reliability bench bench-full clean
+.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint docs reliability bench bench-full clean
 
 # An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
 install:
@@ -41,6 +41,7 @@ demo-cluster: install
 test:
 	$(PYTHON) scripts/test_legs.py $(LEGS)
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory docs
 
 # The whole suite on Airflow 3.3.2 only: the quick loop while developing.
 test-one: install
@@ -50,6 +51,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The documentation site (mkdocs.yml) into site/, warnings as errors: a broken link or anchor, a page missing
+# from the nav, an included example file or an API reference that no longer exists fails the build.
+docs: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[docs]"
+	$(BIN)/mkdocs build --strict
 
 # Regenerates docs/reliability.md from a real run of the reliability and deployment tests.
 reliability: install
@@ -71,4 +78,4 @@ bench-full: install
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:
-	rm -rf dist .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf dist site .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,138 @@
+"""The documentation's promises that a build cannot check: the README stays short and its links resolve, every
+error class is documented, the seeded data table matches the simulator's data, the README's DAG is the one the
+testing example runs. ``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API
+references."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+README = REPO / "README.md"
+
+# [text](target) links, not images of a badge service; targets with a scheme are outside the clone.
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub and mkdocs' toc give a heading: lower case, punctuation dropped, spaces as dashes."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def _anchors(markdown: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", markdown.read_text(encoding="utf-8"), flags=re.S)
+    return {_slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+
+
+def _links(markdown: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", markdown.read_text(encoding="utf-8"), flags=re.S)
+    return LINK.findall(text)
+
+
+def test_the_readme_is_short() -> None:
+    assert README.stat().st_size < 8 * 1024
+
+
+def test_every_local_link_of_the_readme_resolves() -> None:
+    local = [link for link in _links(README) if "://" not in link and not link.startswith("mailto:")]
+    assert len(local) >= 10, local  # the "where to read next" table at least
+    for link in local:
+        path, _, anchor = link.partition("#")
+        target = (README.parent / path).resolve() if path else README
+        assert target.is_file(), f"README links to {link!r}, which does not exist"
+        if anchor:
+            assert anchor in _anchors(target), f"README links to {link!r}: no heading gives #{anchor}"
+
+
+def test_the_readme_shows_the_dag_the_testing_example_runs() -> None:
+    readme = README.read_text(encoding="utf-8")
+    dag = (DOCS / "examples" / "dags" / "triage_session.py").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert dag in blocks
+
+
+def test_every_devrev_error_is_on_the_troubleshooting_page() -> None:
+    from airflow_provider_devrev import exceptions
+    from airflow_provider_devrev.exceptions import DevRevError
+
+    errors = {
+        name
+        for name, value in vars(exceptions).items()
+        if inspect.isclass(value) and issubclass(value, DevRevError) and value.__module__ == exceptions.__name__
+    }
+    assert len(errors) >= 12, errors
+    page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    # Each one has its own row in the errors table, first column.
+    rows = set(re.findall(r"^\| `(DevRev\w+)` \|", page, flags=re.M))
+    assert errors <= rows, f"not on docs/troubleshooting.md: {sorted(errors - rows)}"
+
+
+def test_the_connection_page_shows_every_field_of_the_form_with_its_label() -> None:
+    from airflow_provider_devrev.get_provider_info import get_provider_info
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    page = (DOCS / "connection.md").read_text(encoding="utf-8")
+    for label in connection_type["ui-field-behaviour"]["relabeling"].values():
+        assert f"| {label} |" in page
+    for name, field in connection_type["conn-fields"].items():
+        assert f"| {field['label']} (`{name}`) |" in page
+    assert "img/connection-form.png" in page
+
+
+def test_the_upstream_test_button_bug_and_its_workarounds_are_documented() -> None:
+    page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    assert "apache/airflow#73298" in page
+    for workaround in ("airflow connections test", "/api/v2/connections/test", "port `443`"):
+        assert workaround in page
+
+
+def test_the_seeded_data_table_is_generated_from_the_simulator_data() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "docs_seed_table.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+    from airflow_provider_devrev.testing.data import seed_sessions
+
+    page = (DOCS / "testing-your-own-dags.md").read_text(encoding="utf-8")
+    for version_key, session in seed_sessions(0):
+        assert f"| `{version_key}` | {session.get('platform', 'web')} | `{session['session_id']}` |" in page
+
+
+def test_every_page_in_docs_is_in_the_site_nav_and_every_nav_entry_exists() -> None:
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    in_nav = {next(iter(entry.values())) for entry in config["nav"]}
+    pages = {path.name for path in DOCS.glob("*.md")} - {"reliability.template.md"}
+    assert in_nav == pages
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "connection.md",
+        "waiting-and-fetching.md",
+        "exporting.md",
+        "watching.md",
+        "recordings.md",
+        "testing-your-own-dags.md",
+        "distributed.md",
+        "troubleshooting.md",
+        "reliability.md",
+        "benchmarks.md",
+    ],
+)
+def test_each_user_task_has_its_page_linked_from_the_readme(page: str) -> None:
+    assert f"(docs/{page})" in README.read_text(encoding="utf-8")
