@@ -10,7 +10,7 @@ BIN := .venv/bin
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint docs reliability bench bench-full clean
+.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint docs docs-screenshots reliability bench bench-full clean
 
 # An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
 install:
@@ -65,6 +65,13 @@ reliability: install
 	DEVREV_DEPLOYMENT_FIGURES=$(CURDIR)/docs/deployment-figures.json \
 	DEVREV_CLUSTER_FIGURES=$(CURDIR)/docs/cluster-figures.json \
 		$(BIN)/python -m pytest -q tests/deployment tests/reliability
+
+# The connection form's pictures in docs/img/, from the test that drives Airflow 3.3's UI in Debian's chromium
+# (tests/deployment/test_connection_form.py; scripts/system_deps.sh installs chromium as root). About a minute.
+docs-screenshots: install
+	bash scripts/system_deps.sh
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 DEVREV_SCREENSHOTS=$(CURDIR)/docs/img \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/deployment/test_connection_form.py
 
 # Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.
 # bench: 1,000 and 10,000 waits plus the export and get_sessions benchmarks (~17 min); bench-full: also

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The servers the distributed deployment tests start (tests/deployment/cluster.py): PostgreSQL and Redis,
-# from Debian's packages. As root (CI), install whichever is missing; otherwise say what to install and fail.
+# What the deployment tests need from Debian: the servers the distributed deployment tests start
+# (tests/deployment/cluster.py), PostgreSQL and Redis, and the browser that drives Airflow's UI in
+# tests/deployment/test_connection_form.py, chromium (Playwright drives it; it never downloads a browser).
+# As root (CI), install whichever is missing; otherwise say what to install and fail.
 # Called by scripts/test_legs.py before the Airflow 3.3 leg; safe to run again (does nothing when present).
 set -euo pipefail
 
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" > /dev/null || command -v postgres > /dev/null || missing+=(postgresql)
 command -v redis-server > /dev/null || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "The deployment tests need PostgreSQL and Redis servers; missing: ${missing[*]}." >&2
+    echo "The deployment tests need PostgreSQL and Redis servers and the chromium browser; missing: ${missing[*]}." >&2
     echo "Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
     exit 1
 fi
@@ -18,4 +21,5 @@ echo "installing ${missing[*]} (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # The packages' own services are never used: the tests start their own servers on free ports.
+# (chromium pulls in fonts and libraries; nothing of it runs until a test launches it headless.)
 apt-get install -y -qq "${missing[@]}" > /dev/null

@@ -160,9 +160,9 @@ def runs_deployment(version: str) -> bool:
 
 
 def system_servers() -> str | None:
-    """Install the servers of the deployment tests (PostgreSQL, Redis) when missing; an error message, or None."""
+    """Install what the deployment tests need (PostgreSQL, Redis, chromium) when missing; an error message, or None."""
     if run(["bash", str(SYSTEM_DEPS)]).returncode != 0:
-        return f"{SYSTEM_DEPS.name} failed: the deployment tests need PostgreSQL and Redis (see above)"
+        return f"{SYSTEM_DEPS.name} failed: the deployment tests need PostgreSQL, Redis and chromium (see above)"
     return None
 
 

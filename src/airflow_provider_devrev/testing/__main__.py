@@ -1,8 +1,13 @@
 """``python -m airflow_provider_devrev.testing`` / ``devrev-simulator``: run the simulator in the foreground.
 
-Prints the URL (with ``--tls``, also the throw-away CA's file) and an ``export AIRFLOW_CONN_DEVREV_DEFAULT=...``
+Prints the URL (with ``--tls``, also the throw-away CA's file), an ``export AIRFLOW_CONN_DEVREV_DEFAULT=...``
 line (which includes the simulator's token: it is a test token the simulator was told to accept, not a DevRev
-credential), then serves until SIGINT or SIGTERM and exits 0.
+credential) and how many sessions it serves, then serves until SIGINT or SIGTERM and exits 0.
+
+``--sessions FILE`` adds the sessions of a JSON Lines file (see
+:mod:`airflow_provider_devrev.testing.sessions_file`); a bad line stops it before it listens, exit status 2.
+``--list`` prints the sessions it would serve (seeded and from the file) as a table and exits 0 without
+listening.
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ import shlex
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
+
+    from airflow_provider_devrev.testing.sessions_file import SessionLine
+    from airflow_provider_devrev.testing.simulator import DevRevSimulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve HTTPS with a throw-away CA (needs trustme); the connection's ca_bundle names its file",
     )
+    parser.add_argument(
+        "--sessions",
+        type=Path,
+        metavar="FILE",
+        help='JSON Lines of sessions to serve too, one {"version_key": ..., "session": {...}} per line, '
+        'optionally with "visible_after_requests": N or "visible_at": "<ISO time>"',
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the sessions it would serve (seeded and from --sessions) as a table, and exit",
+    )
     return parser
 
 
@@ -53,15 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not is_loopback(args.host):
         parser.error(f"refusing --host {args.host!r}: the simulator listens on loopback addresses only")
     try:
+        from_file = _sessions(args.sessions)
+        if args.list:
+            return _list(args.seed, seeded=not args.empty, from_file=from_file)
         simulator = DevRevSimulator(
             token=args.token,
             host=args.host,
             port=args.port,
             seed=args.seed,
+            # Wall-clock time, so a line's visible_at (a date) is a point on the simulator's clock.
+            clock=time.time,
             page_size=args.page_size,
             seed_data=not args.empty,
             tls=args.tls,
         )
+        _add(simulator, from_file)
         simulator.start()
     except (ValueError, OSError, ImportError) as exc:
         print(f"devrev-simulator: error: {exc}", file=sys.stderr)
@@ -77,12 +105,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"DevRev simulator listening on {simulator.url}")
         if simulator.ca_file:
             print(f"CA certificate (trust it as the connection's ca_bundle): {simulator.ca_file}")
-        print(f"export AIRFLOW_CONN_DEVREV_DEFAULT={shlex.quote(simulator.connection_json())}", flush=True)
+        print(f"export AIRFLOW_CONN_DEVREV_DEFAULT={shlex.quote(simulator.connection_json())}")
+        now = time.time()
+        later = sum(
+            1 for e in from_file if e.visible_after_requests or (e.visible_at and e.visible_at.timestamp() > now)
+        )
+        print(
+            f"serving {len(simulator.sessions)} sessions now; {len(from_file)} came from --sessions, {later} of "
+            "them appearing later (--list shows them all)",
+            flush=True,
+        )
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.5):
             pass
     finally:
         simulator.stop()
+    return 0
+
+
+def _sessions(path: Path | None) -> list[SessionLine]:
+    if path is None:
+        return []
+    from airflow_provider_devrev.testing.sessions_file import read_sessions_file
+
+    return read_sessions_file(path)
+
+
+def _seeded(seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from airflow_provider_devrev.testing.data import seed_sessions
+
+    return seed_sessions(seed)
+
+
+def _add(simulator: DevRevSimulator, from_file: Sequence[SessionLine]) -> None:
+    for entry in from_file:
+        simulator.add_session(
+            entry.session,
+            version_key=entry.version_key,
+            appear_after_requests=entry.visible_after_requests,
+            appear_at=entry.visible_at.timestamp() if entry.visible_at else None,
+        )
+
+
+def _list(seed: int, *, seeded: bool, from_file: Sequence[SessionLine]) -> int:
+    from airflow_provider_devrev.testing.session_table import listed_sessions, render_table
+
+    rows = listed_sessions(_seeded(seed) if seeded else [], from_file)
+    print(render_table(rows))
+    print(f"{len(rows)} sessions ({sum(row.source == 'seed' for row in rows)} seeded, the rest from --sessions)")
     return 0
 
 
