@@ -186,7 +186,7 @@ async def _send_once(
         async with session.request(
             request.method,
             # Encoded once by the contract, exactly as the sync transport sends it.
-            URL(request.url(settings.base_url), encoded=True),
+            request.url_as(settings.base_url, _encoded_url),
             json=request.body,
             headers=settings.headers(),
             timeout=timeout,
@@ -226,6 +226,11 @@ async def _send_once(
     # Raised here, outside the except clauses, so that no error is chained to what the library raised
     # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
     raise failure from cause
+
+
+def _encoded_url(url: str) -> URL:
+    # Encoded once by the contract, exactly as the sync transport sends it; kept with the request.
+    return URL(url, encoded=True)
 
 
 @functools.lru_cache(maxsize=64)
