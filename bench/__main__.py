@@ -18,7 +18,7 @@ from typing import Any
 from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, worker_cost
 from bench.contenders import CONTENDERS
 from bench.harness import REPO, BenchServer, airflow_environment, airflow_home, bench_server
-from bench.report import Section, document, load, merge, save
+from bench.report import Section, carried_sections, document, load, merge, save
 
 BENCHMARKS = ("hook", "capacity", "imports", "worker", "export", "bulk")
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
@@ -30,10 +30,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
-    parser.add_argument("--sizes", default="1000,5000,10000", help="concurrent waits for the capacity benchmark")
+    parser.add_argument("--sizes", default="1000,2000,10000", help="concurrent waits for the capacity benchmark")
     parser.add_argument("--runs", type=int, default=3, help="runs of the capacity and hook benchmarks (median)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="capacity contenders")
-    parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--poll-intervals", default="2,5", help="capacity: poll intervals (s), each measured at every size"
+    )
+    parser.add_argument("--poll-interval", type=float, default=5.0, help="the worker-cost benchmark's poll interval")
     parser.add_argument("--window", type=float, default=20.0, help="sessions appear at random within it (s)")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per hook-overhead run")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per DAG-parse row")
@@ -83,7 +86,10 @@ def settings_text(args: argparse.Namespace, only: list[str]) -> str:
         parts.append(f"hook: {args.calls:,} calls x {args.runs} runs")
     if "capacity" in only:
         sizes = "/".join(f"{int(n):,}" for n in args.sizes.split(","))
-        parts.append(f"capacity: {sizes} waits x {args.runs} runs{', profiled' if args.profile else ''}")
+        polls = "/".join(f"{float(p):g}" for p in args.poll_intervals.split(","))
+        parts.append(
+            f"capacity: {sizes} waits x {polls} s polls x {args.runs} runs{', profiled' if args.profile else ''}"
+        )
     if "imports" in only:
         parts.append(f"imports: {args.import_repeat} interpreters per row")
     if "export" in only:
@@ -124,7 +130,7 @@ def run_one(name: str, args: argparse.Namespace, server: BenchServer, env: dict[
         settings = capacity.CapacitySettings(
             sizes=tuple(int(n) for n in args.sizes.split(",")),
             runs=args.runs,
-            poll_interval=args.poll_interval,
+            poll_intervals=tuple(float(p) for p in args.poll_intervals.split(",")),
             window=args.window,
             contenders=tuple(args.contenders.split(",")),
             profile=args.profile,
@@ -193,7 +199,8 @@ def write_document(doc: Path, sections: list[Section], context: dict[str, Any], 
     if merging and doc.exists():
         doc.write_text(merge(doc.read_text(), sections, analysis=analysis, **context))
     else:
-        doc.write_text(document(sections, analysis=analysis, **context))
+        carried = carried_sections(doc.read_text(), sections) if doc.exists() else []
+        doc.write_text(document(sections, analysis=analysis, carried=carried, **context))
     print(f"\nwrote {doc}")
 
 

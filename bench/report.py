@@ -134,14 +134,39 @@ configuration in a process of its own (`bench/simulator_host.py`).
 
 
 def document(
-    sections: Sequence[Section], *, command: str, settings: str, server_uvloop: bool, analysis: str = ""
+    sections: Sequence[Section],
+    *,
+    command: str,
+    settings: str,
+    server_uvloop: bool,
+    analysis: str = "",
+    carried: Sequence[str] = (),
 ) -> str:
-    """The whole of docs/benchmarks.md; ``analysis`` (hand-written markdown) goes after the targets."""
+    """
+    The whole of docs/benchmarks.md; ``analysis`` (hand-written markdown) goes after the targets;
+    ``carried``: sections kept from the previous document (see :func:`carried_sections`), at the end.
+    """
     all_targets = [target for section in sections for target in section.targets]
     summary = SUMMARY_HEADING + targets_table(all_targets) if all_targets else ""
     opening = header(command=command, settings=settings, server_uvloop=server_uvloop)
-    parts = [opening, summary, analysis.strip(), *[section.markdown() for section in sections]]
-    return "\n\n".join(part for part in parts if part) + "\n"
+    parts = [opening, summary, analysis.strip(), *[section.markdown() for section in sections], *carried]
+    return "\n\n".join(part.strip() for part in parts if part) + "\n"
+
+
+#: Sections measured by separate scripts (``python -m bench.watcher_state``, ``python -m bench.recording_export``),
+#: not by ``python -m bench``: a full run keeps them from the document it replaces instead of dropping them.
+SEPARATE_SECTIONS = ("Watcher state", "Recording export")
+
+
+def carried_sections(existing: str, measured: Sequence[Section]) -> list[str]:
+    """The blocks of ``existing`` that a full run does not measure (:data:`SEPARATE_SECTIONS`), as they were."""
+    titles = {section.title for section in measured}
+    kept = []
+    for block in re.split(r"(?m)^(?=## )", existing)[1:]:
+        title = block.splitlines()[0][3:].strip()
+        if title not in titles and title.startswith(SEPARATE_SECTIONS):
+            kept.append(block.strip())
+    return kept
 
 
 SUMMARY_HEADING = "## Targets at a glance\n\n"
@@ -207,16 +232,26 @@ def _without(bullet: str, titles: set[str]) -> str:
 
 
 def _merge_targets(block: str, targets: Sequence[Target]) -> str:
-    """The summary table with ``targets`` replacing the rows of the same name (or added at its end)."""
+    """
+    The summary table with ``targets`` replacing the rows of the same target (or added at its end). A target
+    is named by its text before the first comma ("CPU per poll vs minimal loop, at 10,000 waits"): a row
+    judged at another size or over other configurations is the same target measured differently, replaced.
+    """
     lines = block.strip().splitlines()
     for target in targets:
         row = targets_table([target]).splitlines()[-1]
-        index = next((i for i, line in enumerate(lines) if line.startswith(f"| {target.what} |")), None)
-        if index is None:
+        same = [i for i, line in enumerate(lines) if _target_key(line) == _target_key(f"| {target.what} |")]
+        if not same:
             lines.append(row)
-        else:
-            lines[index] = row
+            continue
+        lines[same[0]] = row
+        for index in reversed(same[1:]):
+            del lines[index]
     return "\n".join(lines)
+
+
+def _target_key(row: str) -> str:
+    return row.removeprefix("| ").split(" |", 1)[0].split(", ", 1)[0]
 
 
 def save(path: Path, sections: Sequence[Section], **context: Any) -> None:

@@ -15,6 +15,7 @@ A metric never fails the work it counts: any error of the metrics backend is swa
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -25,7 +26,10 @@ _log = logging.getLogger(__name__)
 _rate_limited = 0
 
 
+@functools.cache
 def _stats() -> Any:
+    # Looked up once: on Airflow 2.11 and 3.0 the lookup fails an import first, and every poll of every
+    # trigger counts its answer. Both objects it can return dispatch to the configured backend at each call.
     from airflow_provider_devrev._compat import stats
 
     return stats()
@@ -43,8 +47,14 @@ def incr(name: str, count: int = 1) -> None:
 
 def request_answered(path: str, status: int | None) -> None:
     """Count one answer (or none) from ``path``, e.g. ``/observability.sessions.list``."""
+    incr(_answer_metric(path, status))
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_metric(path: str, status: int | None) -> str:
+    # A handful of endpoints and statuses, named again at every poll otherwise.
     endpoint = path.strip("/").replace(".", "_") or "root"
-    incr(f"requests.{endpoint}.{status if status is not None else 'no_response'}")
+    return f"requests.{endpoint}.{status if status is not None else 'no_response'}"
 
 
 def retry_waited(status: int | None, wait: float) -> None:

@@ -604,7 +604,12 @@ class DevRevHook(BaseHook):
                 failure = settings.retry.check_wait_acceptable(err)
         # Raised here, outside the except clauses, so that no error is chained to what the library raised
         # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
-        raise failure from cause
+        try:
+            raise failure from cause
+        finally:
+            # The traceback holds this frame: without this, frame -> error -> traceback -> frame is a
+            # reference cycle per failed call (see the async transport's _send_once).
+            del failure, cause
 
     def _request(self, request: ApiRequest, settings: ConnectionSettings, *, stream: bool = False) -> requests.Response:
         kwargs: dict[str, Any] = {
