@@ -6,7 +6,9 @@ CeleryExecutor: api-server, scheduler, dag-processor, two triggerers and two Cel
 
 1. triggerer failover under load: 44 mapped deferrable sensors over both triggerers, the busier one
    SIGKILLed while the sessions appear over the next minute;
-3. the crash-export example writing to S3 on one worker and read back on the other; a failed export;
+4. token rotation in the metadata DB while 10 deferrable sensors wait;
+3. the crash-export example writing to S3 on one worker and read back on the other (its lineage the final
+   object); a failed export;
 5. the secret sweep: pg_dump, Redis, every file and log, every object.
 
 They are the tests themselves, run with pytest, so the demo shows exactly what CI checks. Run it with
