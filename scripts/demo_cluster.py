@@ -4,13 +4,16 @@ The distributed deployment's scenarios (``tests/deployment/test_cluster.py``), w
 PostgreSQL, Redis and an S3 server (moto) start on free ports on 127.0.0.1, then Airflow with the
 CeleryExecutor: api-server, scheduler, dag-processor, two triggerers and two Celery workers. The scenarios:
 
+2. (first) the triage example's asset watcher across a SIGKILL and a SIGSTOP/SIGCONT of its triggerer;
 1. triggerer failover under load: 44 mapped deferrable sensors over both triggerers, the busier one
    SIGKILLed while the sessions appear over the next minute;
-3. the crash-export example writing to S3 on one worker and read back on the other; a failed export;
+4. token rotation in the metadata DB while 10 deferrable sensors wait;
+3. the crash-export example writing to S3 on one worker and read back on the other (its lineage the final
+   object); a failed export;
 5. the secret sweep: pg_dump, Redis, every file and log, every object.
 
 They are the tests themselves, run with pytest, so the demo shows exactly what CI checks. Run it with
-``make demo-cluster``; about 10 minutes on a 2-core machine.
+``make demo-cluster``; 7 to 10 minutes on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -17,6 +17,13 @@ Each run then fetches the recording each crash happened in (a session's last ``r
 ``GetSessionRecordingOperator``, mapped over the run's sessions, and hands the triage task the last lines of the
 crash log and the last 10 events of the timeline (the taps and screens that led to the crash).
 
+The triage's effect is keyed by session id, so that a repeated event has no second effect: across a
+triggerer failover the watch can fire a session again (Airflow commits an event and the watch's saved
+position separately), and a repeated session must not open a second ticket. Here the effect is a report
+object per session, ``<DEVREV_EXAMPLE_TRIAGE_REPORTS>/<session_id>.json`` (any ``ObjectStoragePath`` URL,
+e.g. ``s3://aws_default@bucket/triage``), written only when it does not exist yet; two runs racing on the
+same session write the same bytes to the same key. Unset, no report is written.
+
 Against the simulator (``python -m airflow_provider_devrev.testing``) the defaults work as they are;
 ``DEVREV_EXAMPLE_WATCH_INTERVAL`` shortens the poll for demos and tests. On Airflow 2.11 this file defines no
 DAG (Airflow 2 has no event-driven scheduling).
@@ -24,6 +31,7 @@ DAG (Airflow 2 has no event-driven scheduling).
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from typing import Any
@@ -38,6 +46,8 @@ from airflow_provider_devrev.triggers.devrev import DevRevNewSessionsTrigger
 
 POLL_INTERVAL = float(os.environ.get("DEVREV_EXAMPLE_WATCH_INTERVAL", "60"))
 VERSION_KEY = "com.acme.shop@5.2.0"
+#: Where each session's triage report goes, keyed by session id (no report when unset).
+TRIAGE_REPORTS = os.environ.get("DEVREV_EXAMPLE_TRIAGE_REPORTS", "")
 #: How much of each recording the triage sees: the end of the crash log, and the events just before the crash.
 CRASH_LOG_LINES = 20
 TIMELINE_EVENTS = 10
@@ -121,7 +131,22 @@ if AssetWatcher is not None:
                         "last_events": last_events,
                     }
                 )
+            if TRIAGE_REPORTS:
+                write_reports(triaged)
             return triaged
+
+        def write_reports(reports: list[dict[str, Any]]) -> None:
+            """One object per session id, never a second: the effect of a repeated event is none."""
+            from airflow.sdk import ObjectStoragePath
+
+            for report in reports:
+                path = ObjectStoragePath(f"{TRIAGE_REPORTS.rstrip('/')}/{report['session_id']}.json")
+                if path.exists():
+                    print(f"Crash {report['session_id']} was triaged before; its report stays as it is")
+                    continue
+                if path.protocol in ("", "file", "local"):  # object stores have no folders to make
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(report, sort_keys=True))
 
         recordings = GetSessionRecordingOperator.partial(
             task_id="get_recording", version_key=VERSION_KEY

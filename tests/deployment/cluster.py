@@ -101,6 +101,49 @@ def task_policy(task):
 '''
 
 
+#: A plugin of the test cluster: turns on Airflow's hook-lineage collection (a reader registered), and writes
+#: what each successful task collected to ``$DEVREV_CLUSTER_LINEAGE/<dag>.<run>.<task>.<map>.json``, from the
+#: task's own process on its worker, as a lineage backend (OpenLineage) would read it.
+_LINEAGE_PLUGIN = '''\
+"""Records the hook lineage of each successful task of the test cluster as JSON."""
+import json
+import os
+from pathlib import Path
+
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk.lineage import HookLineageReader
+
+
+class _LineageFiles:
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        folder = os.environ.get("DEVREV_CLUSTER_LINEAGE")
+        if not folder:
+            return
+        collected = get_hook_lineage_collector().collected_assets
+        ti = task_instance
+        name = f"{ti.dag_id}.{ti.run_id}.{ti.task_id}.{ti.map_index}.json"
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_text(
+            json.dumps(
+                {
+                    "inputs": [info.asset.uri for info in collected.inputs],
+                    "outputs": [info.asset.uri for info in collected.outputs],
+                }
+            )
+        )
+
+
+class DevRevClusterLineage(AirflowPlugin):
+    name = "devrev_cluster_lineage"
+    hook_lineage_readers = [HookLineageReader]
+    listeners = [_LineageFiles()]
+'''
+
+
 class MissingServerError(AssertionError):
     """A server the cluster needs is not installed."""
 
@@ -147,6 +190,8 @@ class Cluster(Deployment):
     #: The PostgreSQL data directory's parent (owned by the server's user); removed at the end.
     pg_root: Path = Path()
     servers: list[Component] = field(default_factory=list)
+    #: Each triggerer's ``--capacity`` (None: Airflow's default), as :meth:`start_cluster` set it.
+    triggerer_capacity: int | None = None
 
     @property
     def pg_dsn(self) -> str:
@@ -161,6 +206,36 @@ class Cluster(Deployment):
 
     def component(self, name: str) -> Component:
         return next(c for c in self.components if c.name == name)
+
+    def live_triggerers(self) -> list[Component]:
+        """The triggerers started and neither killed nor exited."""
+        return [
+            c
+            for c in self.components
+            if c.name.startswith("triggerer") and not c.expected_dead and c.popen.poll() is None
+        ]
+
+    def replace_killed_triggerers(self) -> list[Component]:
+        """
+        Start a new triggerer for each one a scenario killed, so that two run again; wait until each new one
+        has a job. A new one gets a new name (``triggerer-3``, ...): the dead one's output stays for the
+        secret sweep, and the ``job`` rows tell them apart.
+
+        :return: the triggerers started.
+        """
+        started = []
+        while len(self.live_triggerers()) < len(TRIGGERERS):
+            name = f"triggerer-{len([c for c in self.components if c.name.startswith('triggerer')]) + 1}"
+            capacity = ["--capacity", str(self.triggerer_capacity)] if self.triggerer_capacity else []
+            started.append(self.start(name, "triggerer", "--skip-serve-logs", *capacity, env=_host(name)))
+        for component in started:
+            wait_for(
+                f"{component.name} to start a job",
+                lambda c=component: c.name in self.triggerer_jobs(),
+                timeout=CLUSTER_STARTUP_TIMEOUT,
+                deployment=self,
+            )
+        return started
 
     # -- reading the stores ---------------------------------------------------------------------------
 
@@ -252,6 +327,11 @@ class Cluster(Deployment):
         listed = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
         return {o["Key"]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
 
+    def lineage(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, list[str]] | None:
+        """The hook lineage a successful task collected (``{"inputs": [uri], "outputs": [uri]}``), None if none."""
+        path = self.home / "lineage" / f"{dag_id}.{run_id}.{task_id}.{map_index}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def pending_uploads(self) -> list[str]:
         """Keys of multipart uploads started and neither completed nor aborted."""
         return [u["Key"] for u in self.s3().list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
@@ -274,6 +354,7 @@ class Cluster(Deployment):
         self.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1")
         self.start("scheduler", "scheduler", "--skip-serve-logs", env=_host("scheduler"))
         self.start("dag-processor", "dag-processor", env=_host("dag-processor"))
+        self.triggerer_capacity = triggerer_capacity
         capacity = ["--capacity", str(triggerer_capacity)] if triggerer_capacity else []
         for name in TRIGGERERS:
             self.start(name, "triggerer", "--skip-serve-logs", *capacity, env=_host(name))
@@ -439,6 +520,8 @@ def cluster_env(d: Cluster, sim: DevRevSimulator, dags: Path) -> dict[str, str]:
             # call can take longer than the 5 s default, and a task whose calls all time out is killed.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "PYTHONPATH": os.pathsep.join(pythonpath),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(d.home / "plugins"),
+            "DEVREV_CLUSTER_LINEAGE": str(d.home / "lineage"),
             # boto3 in the test process and in Airflow must never look for real credentials or a proxy.
             "AWS_EC2_METADATA_DISABLED": "true",
         }
@@ -474,6 +557,8 @@ def cluster_in(
         shutil.copy(source, dags / source.name)
     (config / "devrev_cluster_host.py").write_text(_HOSTNAME_MODULE)
     (config / "airflow_local_settings.py").write_text(_LOCAL_SETTINGS)
+    (home / "plugins").mkdir()
+    (home / "plugins" / "devrev_cluster_lineage.py").write_text(_LINEAGE_PLUGIN)
     # tempfile, not the test's tmp_path: PostgreSQL's user must be able to reach its data directory.
     pg_root = Path(tempfile.mkdtemp(prefix="devrev-pg-"))
     d = Cluster(

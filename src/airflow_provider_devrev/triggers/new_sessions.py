@@ -36,7 +36,9 @@ from airflow_provider_devrev.watch_position import MAX_RECENT_IDS, WatchPosition
 MAX_ERROR_WAIT = 600.0
 #: Seconds a :class:`DevRevNewSessionsTrigger` lets pass after its events before it saves a position that
 #: counts them as reported: the triggerer hands events to Airflow's database within a second or two, and a
-#: restart from a position saved before that would lose them instead of repeating them.
+#: restart from a position saved before that would lose them instead of repeating them. Airflow commits an
+#: event and the saved position separately (docs/distributed.md, "Exactly once"), so the watch is at least
+#: once, and a DAG it schedules should key its effect by session id.
 SAVE_DELAY = 10.0
 #: Default seconds between two events (see ``event_spacing``).
 DEFAULT_EVENT_SPACING = 5.0
