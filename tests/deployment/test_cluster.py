@@ -478,16 +478,7 @@ def test_triggerer_failover_under_load(cluster: Cluster, sim: DevRevSimulator) -
     assert state == "success", f"{Counter(ti['state'] for ti in tis)}\n{d.tails()}"
     assert len(tis) == SENSORS
     assert {(ti["state"], ti["try_number"]) for ti in tis} == {("success", 1)}
-    xcoms = {
-        row["map_index"]: json_value(row["value"])
-        for row in d.query(
-            "SELECT map_index, value FROM xcom "
-            "WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            SENSOR_DAG,
-            run_id,
-            SENSOR_TASK,
-        )
-    }
+    xcoms = sensor_xcoms(d, run_id)
     assert {xcoms[index]["session_id"] for index in range(SENSORS)} == set(ids)
     for index in range(SENSORS):
         assert xcoms[index] == sessions[xcoms[index]["session_id"]]
