@@ -14,7 +14,8 @@ Differences handled here:
 - Airflow's date-time trigger moved from core to the standard provider in 3.0 (:func:`date_time_trigger`).
 - Async connection lookup: ``BaseHook.aget_connection`` exists only from 3.1, and before 3.3.2 it masks
   secrets with a blocking call that can deadlock a busy event loop; common-compat's
-  ``get_async_connection`` picks the safe path per version.
+  ``get_async_connection`` picks the safe path per version, and :func:`amask_secret` does the same for
+  the token forms the provider masks itself.
 """
 
 from __future__ import annotations
@@ -46,6 +47,28 @@ try:
 except ImportError:  # Airflow 2.11: no event-driven scheduling
     from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]
 from airflow.triggers.base import BaseTrigger
+
+
+async def amask_secret(secret: str) -> None:
+    """
+    ``mask_secret`` for code running on an event loop (a trigger).
+
+    Airflow 3.3.2's Task SDK has ``airflow.sdk.log.amask_secret``, which tells the supervisor with an
+    asynchronous send; its blocking ``mask_secret`` must not be called from the loop (it raises
+    ``DeadlockImminentError`` while another request to the supervisor is in flight), nor from a worker
+    thread at the same time as the loop talks to the supervisor (both would use one channel). Older
+    versions have no async form and their ``mask_secret`` is safe in a worker thread, as common-compat's
+    ``get_async_extra_dejson`` does it. ``airflow.sdk.log`` is where the SDK defines both functions; no
+    shorter public path exports the async one yet.
+    """
+    try:
+        from airflow.sdk.log import amask_secret as sdk_amask_secret
+    except ImportError:  # Airflow 2.11 to 3.3.1
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(mask_secret)(secret)
+    else:
+        await sdk_amask_secret(secret)
 
 
 def date_time_trigger(moment: datetime) -> BaseTrigger:
@@ -84,6 +107,7 @@ __all__ = [
     "BaseSensorOperator",
     "Context",
     "PokeReturnValue",
+    "amask_secret",
     "conf",
     "date_time_trigger",
     "mask_secret",

@@ -97,11 +97,20 @@ class ApiRequest:
         memo = self.__dict__.get("_url_memo")
         if memo is not None and memo[0] == base_url:
             return cast(str, memo[1])
-        url = base_url.rstrip("/") + self.path
-        if self.query:
-            url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.query)
+        url = base_url.rstrip("/") + self._path_and_query()
         object.__setattr__(self, "_url_memo", (base_url, url))
         return url
+
+    def _path_and_query(self) -> str:
+        # Independent of the host, so it is encoded once even when the URL is asked for with two bases
+        # (the length check of get_session_request, then the transport) or after a rotated host.
+        encoded = self.__dict__.get("_path_and_query_memo")
+        if encoded is None:
+            encoded = self.path
+            if self.query:
+                encoded += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.query)
+            object.__setattr__(self, "_path_and_query_memo", encoded)
+        return cast(str, encoded)
 
     def url_as(self, base_url: str, build: Callable[[str], T]) -> T:
         """

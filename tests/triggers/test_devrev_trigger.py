@@ -360,6 +360,40 @@ def test_a_failing_connection_lookup_is_retried_with_backoff_like_a_5xx(devrev_s
     assert len(clock.sleeps) == 4
 
 
+def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulator, clock, monkeypatch):
+    # A secrets backend or supervisor that never answers must not hold the trigger (and every other DevRev
+    # trigger of the loop, which share the lookup) forever.
+    from airflow_provider_devrev.hooks import _async_transport
+
+    session = devrev_simulator.add_session(devrev_simulator.make_session("web", platform="web"), version_key=VERSION)
+    real_lookup, calls = _async_transport._lookup_and_mask, []
+
+    async def hangs_once(conn_id, hook_class):
+        calls.append(conn_id)
+        if len(calls) == 1:
+            await asyncio.Event().wait()
+        return await real_lookup(conn_id, hook_class)
+
+    monkeypatch.setattr(_async_transport, "_lookup_and_mask", hangs_once)
+    monkeypatch.setattr(_async_transport, "CONNECTION_LOOKUP_TIMEOUT", 0.2)
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="web",
+        session_id=session["session_id"],
+        version_key=VERSION,
+        poll_interval=30,
+        hook_options={"max_retries": 2},
+    )
+
+    events = run_to_events(trigger)
+
+    assert events == [{"status": "success", "session": session}]
+    assert calls == ["devrev_default", "devrev_default"], "the timed-out lookup was not cached"
+    assert len(clock.sleeps) == 1
+    assert clock.sleeps[0] > 0, "retried after a backoff, like a 5xx"
+    assert len(devrev_simulator.requests) == 1
+
+
 def test_a_lookup_that_keeps_failing_ends_at_the_sensors_deadline(devrev_simulator, clock, monkeypatch):
     _failing_lookups(monkeypatch, 10**6, ConnectionError("API server restarting"))
 

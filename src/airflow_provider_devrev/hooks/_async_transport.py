@@ -62,6 +62,9 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.We
 #: and by running ones at their next 401 (see :func:`connection_lookup`).
 CONNECTION_TTL = 60.0
 
+#: The longest one connection lookup may take (seconds) before it counts as failed and is retried.
+CONNECTION_LOOKUP_TIMEOUT = 30.0
+
 #: Numbers the lookups, so a caller can ask for one newer than the lookup its settings came from.
 _LOOKUP_NUMBERS = itertools.count(1)
 
@@ -107,21 +110,29 @@ def _failed(lookup: asyncio.Task[Any]) -> bool:
 
 
 async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-    from asgiref.sync import sync_to_async
+    from airflow_provider_devrev.exceptions import DevRevServerError
 
-    from airflow_provider_devrev._compat import mask_secret
+    # A lookup goes to the supervisor, the API server or a secrets backend: none of them may hold every
+    # DevRev trigger of the loop forever. Timing out fails this shared lookup; the next caller starts anew.
+    try:
+        return await asyncio.wait_for(_lookup_and_mask(conn_id, hook_class), CONNECTION_LOOKUP_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise DevRevServerError(
+            f"looking up connection {conn_id!r} took longer than {CONNECTION_LOOKUP_TIMEOUT:.0f} s; the secrets "
+            "backend or the API server may be overloaded",
+            error_type="connection_lookup_failed",
+        ) from None
+
+
+async def _lookup_and_mask(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
+    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+    from airflow_provider_devrev._compat import amask_secret
     from airflow_provider_devrev.connection import token_forms
 
     conn = await get_async_connection(conn_id, hook=hook_class)
-
-    def mask_token() -> None:
-        for form in token_forms(conn.password):
-            mask_secret(form)
-
-    # In a worker thread: before Airflow 3.3.2 masking tells the supervisor with a blocking call, which
-    # must not run in the event loop (common-compat's connection lookup does the same).
-    await sync_to_async(mask_token)()
+    for form in token_forms(conn.password):
+        await amask_secret(form)
     return conn, await get_async_extra_dejson(conn)
 
 

@@ -49,6 +49,13 @@ STREAM_CHUNK_BYTES = 1 << 16
 #: The most of an error answer read while streaming: DevRev's error bodies are small, a proxy's page too.
 MAX_ERROR_BODY_BYTES = 1 << 20
 
+#: Settings validated from one async connection lookup, by (lookup number, hook options). Thousands of
+#: triggers started from the same lookup then validate the connection once, not once each (validation
+#: reads the proxy environment and parses every extra). A lookup number is never reused, so a changed
+#: connection, found by a newer lookup, is validated afresh.
+_SETTINGS_BY_LOOKUP: dict[tuple[int, HookOptions], ConnectionSettings] = {}
+_SETTINGS_BY_LOOKUP_SIZE = 256
+
 
 @dataclasses.dataclass(frozen=True)
 class StreamedRecording:
@@ -175,7 +182,14 @@ class DevRevHook(BaseHook):
             policy.log_retry(self.log, what, failure, attempt, wait)
             await (self._async_sleep or asyncio.sleep)(wait)
         self._lookup_number = number
-        return self._settings_from(conn, extra)
+        settings = _SETTINGS_BY_LOOKUP.get((number, self.options))
+        if settings is None:
+            settings = self._validated(conn, extra)
+            if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
+                _SETTINGS_BY_LOOKUP.clear()
+            _SETTINGS_BY_LOOKUP[number, self.options] = settings
+        self._warn_if_unverified(settings)
+        return settings
 
     def _lookup_policy(self) -> RetryPolicy:
         # The connection's own retry extras are what is being looked up: the hook's arguments, else defaults.
@@ -186,7 +200,12 @@ class DevRevHook(BaseHook):
         )
 
     def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        settings = settings_from_connection(
+        settings = self._validated(conn, extra)
+        self._warn_if_unverified(settings)
+        return settings
+
+    def _validated(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+        return settings_from_connection(
             self.devrev_conn_id,
             host=conn.host,
             port=conn.port,
@@ -194,13 +213,14 @@ class DevRevHook(BaseHook):
             extra=extra,
             options=self.options,
         )
+
+    def _warn_if_unverified(self, settings: ConnectionSettings) -> None:
         if not settings.network.verify:
             self.log.warning(
                 "Connection %r has verify_tls=false: DevRev's TLS certificate is NOT verified, so anyone on "
                 "the network path can read the token and the sessions. Use ca_bundle instead if you can.",
                 self.devrev_conn_id,
             )
-        return settings
 
     # -- rotation -------------------------------------------------------------------------------------
     # The token and base URL are what a rotation changes; other settings (timeouts, retries, scope) are

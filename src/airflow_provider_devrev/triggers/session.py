@@ -14,7 +14,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_devrev._compat import AirflowException
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import ApiRequest, get_session_request, summarize_session
+from airflow_provider_devrev.contract import ApiRequest, get_session_request
 from airflow_provider_devrev.exceptions import ERROR_CLASS_BY_TYPE, DevRevError, error_class_for_status
 from airflow_provider_devrev.policy import (
     SensorOutcome,
@@ -127,16 +127,17 @@ class DevRevSessionTrigger(BaseTrigger):
         error event too, so the sensor fails with a message instead of waiting for the deferral timeout.
         """
         try:
-            async for event in self._wait():
-                yield event
-                return
+            event = await self._wait()
         except Exception as err:
             # Logged with its traceback through Airflow's masker; the event names only the class.
             self.log.exception("Waiting for DevRev session %s failed unexpectedly", self.session_id)
             message = f"the trigger failed unexpectedly ({type(err).__name__}); see the triggerer's log"
-            yield TriggerEvent(error_event(DevRevError(message, error_type=TRIGGER_ERROR)))
+            event = TriggerEvent(error_event(DevRevError(message, error_type=TRIGGER_ERROR)))
+        yield event
 
-    async def _wait(self) -> AsyncIterator[TriggerEvent]:
+    async def _wait(self) -> TriggerEvent:
+        # A coroutine, not a second async generator: one left suspended after its event would be closed
+        # by the event loop's finalizer, a task and a wake-up of the loop per wait.
         from airflow_provider_devrev.hooks._async_transport import shared_session
         from airflow_provider_devrev.hooks.devrev import DevRevHook
 
@@ -158,22 +159,20 @@ class DevRevSessionTrigger(BaseTrigger):
                 except DevRevError as err:
                     outcome = sensor_outcome(err)
                     if outcome is SensorOutcome.FAIL:
-                        yield TriggerEvent(error_event(err))
-                        return
+                        return TriggerEvent(error_event(err))
                     wait = self._log_and_wait(outcome, err, check_number)
                 except AirflowException as err:  # e.g. the connection does not exist
-                    yield TriggerEvent(error_event(DevRevError(str(err), error_type="airflow_error")))
-                    return
+                    return TriggerEvent(error_event(DevRevError(str(err), error_type="airflow_error")))
                 else:
-                    self.log.info("Found %s", summarize_session(session))
-                    yield TriggerEvent({"status": "success", "session": session})
-                    return
+                    # At debug: the sensor logs the same line in the task's log when it resumes, and a
+                    # second info line per wait was a tenth of what a wait costs the triggerer.
+                    self.log.debug("Found session %s", self.session_id)
+                    return TriggerEvent({"status": "success", "session": session})
 
                 # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
                 if self.end_time is not None and type(self).clock() > self.end_time:
                     message = f"session {self.session_id!r} did not appear before the sensor's timeout"
-                    yield TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
-                    return
+                    return TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
 
     def _log_and_wait(self, outcome: SensorOutcome, err: DevRevError, check_number: int) -> float:
         if outcome is SensorOutcome.NOT_YET:
