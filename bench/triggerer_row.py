@@ -77,6 +77,16 @@ def per_poll(cpu_seconds: float, polls: int) -> float:
     return cpu_seconds / polls if polls else float("nan")
 
 
+#: A triggerer making fewer polls than this share of N / poll interval in the window is falling behind.
+KEEP_UP = 0.95
+
+
+def kept_up(figures: Mapping[str, Any]) -> float:
+    """Polls made in the window over the polls N triggers polling every interval would make."""
+    expected = figures["triggers"] / figures["poll_interval"] * figures["window"]
+    return float(figures["polls"]) / expected if expected else float("nan")
+
+
 def per_trigger(rss_after: int, rss_before: int, triggers: int) -> float:
     """Bytes of RSS per trigger added; NaN when none was."""
     return (rss_after - rss_before) / triggers if triggers > 0 else float("nan")
@@ -478,6 +488,17 @@ def section(results: Sequence[Mapping[str, Any]], settings: RowSettings) -> Sect
         "the warm-up trigger to all of them, summed over the triggerer's processes: pages the runner shares with "
         "the supervisor it was forked from are counted in both, but they do not grow with the triggers."
     )
+    behind = [
+        f"{LABELS.get(r['contender'], r['contender'])} made {share:.0%} of them"
+        for r in results
+        if (share := kept_up(r)) < KEEP_UP
+    ]
+    if behind:
+        notes += (
+            "\n\nA triggerer keeping up polls N / poll interval times a second; in the window, "
+            + "; ".join(behind)
+            + ": its polls queue behind one another, so each session is noticed later than its poll interval says."
+        )
     if problems:
         notes += "\n\n" + "; ".join(problems) + "."
     return Section(title="Real triggerer", method=method_text(settings), tables=[table(results)], notes=notes)
