@@ -336,6 +336,47 @@ def event_found(contender: str, payload: Any) -> bool:
     return payload is True
 
 
+def steady_window(
+    process: Triggerer, server: BenchServer, seconds: float
+) -> tuple[dict[str, Any], float, float, list[str]]:
+    """
+    The server's counters and the CPU seconds of (the triggerer's processes, its runner's) over ``seconds``,
+    and which processes were measured.
+    """
+    server.reset()
+    before = process.cpu()
+    runner_pids = {proc.pid for proc in process.runner()}
+    processes = process.describe()
+    time.sleep(seconds)  # the measurement window itself, not a wait for something
+    after = process.cpu()
+    stats = server.stats()
+    process.check_alive()
+    runner_cpu = cpu_delta(
+        {pid: cpu for pid, cpu in before.items() if pid in runner_pids},
+        {pid: cpu for pid, cpu in after.items() if pid != process.popen.pid},
+    )
+    return stats, cpu_delta(before, after), runner_cpu, processes
+
+
+def fire(
+    process: Triggerer, server: BenchServer, home: Path, dag_id: str, contender: str, settings: RowSettings
+) -> tuple[int, int]:
+    """
+    Make every session appear; wait until no task instance is deferred any more. Returns (task instances
+    resumed with a "found" event, "found" answers the server gave).
+    """
+    server.reset()
+    server.command("epoch")
+    deadline = APPEAR_SPREAD_MS / 1000 + 2 * settings.poll_interval + 60 + settings.triggers / 20
+    wait_for(
+        "every task instance to leave deferred",
+        lambda: fired(home, dag_id, contender)[0] == 0,
+        timeout=deadline,
+        process=process,
+    )
+    return fired(home, dag_id, contender)[1], int(server.stats()["statuses"].get("200", 0))
+
+
 # -- one contender -------------------------------------------------------------------------------------------
 
 
@@ -388,28 +429,11 @@ def measure(
                 f"  triggerer row {contender}: all {n:,} triggers polled after {start_seconds:.0f} s; "
                 f"measuring {settings.window:g} s"
             )
-            server.reset()
-            cpu_before = process.cpu()
-            runner_pids = {proc.pid for proc in process.runner()}
-            processes = process.describe()
-            time.sleep(settings.window)  # the measurement window itself, not a wait for something
-            cpu_after = process.cpu()
-            stats = server.stats()
-            process.check_alive()
-            cpu = cpu_delta(cpu_before, cpu_after)
-            runner_cpu = cpu_delta(
-                {p: c for p, c in cpu_before.items() if p in runner_pids},
-                {p: c for p, c in cpu_after.items() if p != process.popen.pid},
-            )
-            server.command("epoch")
-            deadline = APPEAR_SPREAD_MS / 1000 + 2 * settings.poll_interval + 60 + n / 20
-            wait_for(
-                "every task instance to leave deferred",
-                lambda: fired(home, dag_id, contender)[0] == 0,
-                timeout=deadline,
-                process=process,
-            )
-            _, found = fired(home, dag_id, contender)
+            stats, cpu, runner_cpu, processes = steady_window(process, server, settings.window)
+            end, runner_end = process.rss()
+            found, answered_found = fire(process, server, home, dag_id, contender, settings)
+    if found != n:
+        raise RowError(f"{contender}: {n - found:,} of {n:,} task instances resumed without a 'found' event")
     polls = int(stats["requests"])
     return {
         "contender": contender,
@@ -423,11 +447,20 @@ def measure(
         "runner_cpu": runner_cpu,
         "cpu_per_poll": per_poll(cpu, polls),
         "runner_cpu_per_poll": per_poll(runner_cpu, polls),
-        "rss": {"idle": idle, "warm": warm, "all": full, "runner_warm": runner_warm, "runner_all": runner_full},
+        "rss": {
+            "idle": idle,
+            "warm": warm,
+            "all": full,
+            "end": end,
+            "runner_warm": runner_warm,
+            "runner_all": runner_full,
+            "runner_end": runner_end,
+        },
         "rss_per_trigger": per_trigger(full, warm, n - 1),
         "runner_rss_per_trigger": per_trigger(runner_full, runner_warm, n - 1),
         "start_seconds": start_seconds,
         "fired": found,
+        "found_answers": answered_found,
         "load_average": os.getloadavg(),
         "processes": processes,
     }
@@ -482,6 +515,12 @@ def section(results: Sequence[Mapping[str, Any]], settings: RowSettings) -> Sect
         for r in results
         if r["non_404"]
     ]
+    problems += [
+        f"{LABELS.get(r['contender'], r['contender'])}: the server answered {r['found_answers']:,} 'found' for "
+        f"{r['triggers']:,} triggers"
+        for r in results
+        if r.get("found_answers", r["triggers"]) != r["triggers"]
+    ]
     notes = (
         f"Load average (1/5/15 min) at the end of each contender's window: {loads}. The machine is shared: compare the "
         "contenders, measured one after the other in the same invocation. *RSS per trigger* is the growth from "
@@ -524,7 +563,7 @@ triggerer's processes (the supervisor and the `TriggerRunner` it forks) / reques
 runner's alone; *RSS per trigger* = (RSS with all triggers - RSS with the warm-up one) / (N - 1). *Time to poll
 all*: from deferring the N - 1 to the last first poll (the triggerer takes 50 new triggers per loop by default).
 Then the sessions appear within {APPEAR_SPREAD_MS / 1000:g} s; *events fired*: task instances that left
-`deferred` with their trigger's "found" event in `next_kwargs`.
+`deferred` for `scheduled` with their trigger's "found" event in `next_kwargs` (the row fails unless all did).
 
 Included here, unlike the in-loop capacity benchmark: the triggerer's own per-trigger work (its loop, DB
 heartbeats and queries, trigger log routing through the supervisor)."""
