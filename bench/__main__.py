@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, worker_cost
+from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, triggerer_row, worker_cost
 from bench.contenders import CONTENDERS
 from bench.harness import REPO, BenchServer, airflow_environment, airflow_home, bench_server
 from bench.report import Section, carried_sections, document, load, merge, save
 
-BENCHMARKS = ("hook", "capacity", "imports", "worker", "export", "bulk")
+BENCHMARKS = ("hook", "capacity", "imports", "worker", "export", "bulk", "triggerer")
 DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
 #: Hand-written analysis (what limits us, profiles explained) placed in the document after the targets.
 ANALYSIS = Path(__file__).with_name("analysis.md")
@@ -36,7 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--poll-intervals", default="2,5", help="capacity: poll intervals (s), each measured at every size"
     )
-    parser.add_argument("--poll-interval", type=float, default=5.0, help="the worker-cost benchmark's poll interval")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        help="the worker-cost benchmark's and the real triggerer's poll interval",
+    )
     parser.add_argument("--window", type=float, default=20.0, help="sessions appear at random within it (s)")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per hook-overhead run")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per DAG-parse row")
@@ -54,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="bulk: also a simulator with the rate limit AND this latency (s; off by default; use --concurrency 8,32)",
     )
+    parser.add_argument("--triggers", type=int, default=1000, help="triggers the real triggerer holds (triggerer)")
+    parser.add_argument(
+        "--triggerer-contenders",
+        default=",".join(triggerer_row.CONTENDERS),
+        help="the real triggerer's contenders (triggerer)",
+    )
+    parser.add_argument("--triggerer-window", type=float, default=30.0, help="the real triggerer's steady window (s)")
     parser.add_argument("--profile", action="store_true", help="add a py-spy profile of the DevRev trigger")
     parser.add_argument("--doc", type=Path, help=f"write the document here (default: {DEFAULT_DOC} after a full run)")
     parser.add_argument("--save", type=Path, help="also keep the measured sections here (JSON), for --render")
@@ -100,6 +112,11 @@ def settings_text(args: argparse.Namespace, only: list[str]) -> str:
             f"{args.rate_limit}, {args.latency * 1000:g} ms latency"
             + (f", rate limit + {args.limited_latency * 1000:g} ms" if args.limited_latency else "")
             + f", x {args.bulk_rounds} rounds"
+        )
+    if "triggerer" in only:
+        parts.append(
+            f"real triggerer: {args.triggers:,} triggers x {args.poll_interval:g} s polls, "
+            f"{args.triggerer_window:g} s window"
         )
     if args.provider_path:
         parts.append(f"provider from {args.provider_path}")
@@ -153,6 +170,14 @@ def run_one(name: str, args: argparse.Namespace, server: BenchServer, env: dict[
             limited_latency=args.limited_latency,
         )
         return bulk_fetch.run(server, env, logs, bulk)
+    if name == "triggerer":
+        row = triggerer_row.RowSettings(
+            triggers=args.triggers,
+            poll_interval=args.poll_interval,
+            contenders=tuple(c for c in args.triggerer_contenders.split(",") if c),
+            window=args.triggerer_window,
+        )
+        return triggerer_row.run(server, env, logs, row, progress=lambda line: print(line, flush=True))
     raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 
