@@ -159,3 +159,18 @@ def test_ids_too_long_for_a_url_use_the_contracts_post_form():
 def test_error_text_is_one_line_whatever_devrev_sends():
     err = parse_error(400, {}, b'{"type": "bad\\nrequest", "message": "line one\\nline two", "detail": "a\\r\\nb"}')
     assert str(err) == "DevRev API error 400 (bad request): line one line two; detail: a b"
+
+
+def test_the_same_error_body_parsed_again_gives_each_error_its_own_body():
+    # Error bodies are parsed once per distinct body; no error may see another's changes.
+    from airflow_provider_devrev.contract import error_from_response, get_session_request
+
+    request = get_session_request("android", "s1", "app@1")
+    body = b'{"type": "not_found", "message": "no such session"}'
+    first = error_from_response(request, 404, {}, body)
+    first.body["message"] = "changed"
+    second = error_from_response(request, 404, {}, body)
+
+    assert type(second).__name__ == "DevRevNotFoundError"
+    assert second.body == {"type": "not_found", "message": "no such session"}
+    assert second.message == "no such session"

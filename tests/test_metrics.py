@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from airflow_provider_devrev import metrics
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from airflow_provider_devrev.operators.devrev import ListSessionsOperator
 from airflow_provider_devrev.progress import PROGRESS_EVERY, Progress
@@ -36,6 +37,8 @@ def statsd(monkeypatch):
     monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
     monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(listener.getsockname()[1]))
     monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PREFIX", "airflow")
+    # The provider reads the switches once per process, as Airflow does: read them again under this config.
+    metrics._enabled.cache_clear()
     reset = _use_configured_backend(monkeypatch)
     received: list[str] = []
 
@@ -59,6 +62,7 @@ def statsd(monkeypatch):
     finally:
         listener.close()
         reset()
+        metrics._enabled.cache_clear()
 
 
 def _use_configured_backend(monkeypatch):
@@ -179,3 +183,26 @@ def test_the_hooks_export_logs_progress_not_a_line_per_page(devrev_simulator, mo
     # 5 pages of 2 over 50 s: one line, at the first page 30 s after the start, not one per page.
     assert len(lines.lines) == 1
     assert lines.lines[0].startswith("Listing android sessions: 3 pages, 6 sessions so far in 30 s")
+
+
+def test_with_every_metrics_switch_off_nothing_reaches_airflows_metrics_object(monkeypatch):
+    sent: list[tuple[str, int]] = []
+
+    class Recorder:
+        def incr(self, name: str, count: int) -> None:
+            sent.append((name, count))
+
+    monkeypatch.setattr(metrics, "_stats", lambda: Recorder())
+    for switch in metrics._BACKEND_SWITCHES:
+        monkeypatch.setenv(f"AIRFLOW__METRICS__{switch.upper()}", "False")
+    metrics._enabled.cache_clear()
+    try:
+        metrics.request_answered("/observability.sessions.get", 404)
+        assert sent == []
+        monkeypatch.setenv("AIRFLOW__METRICS__OTEL_ON", "True")
+        metrics._enabled.cache_clear()
+        metrics.request_answered("/observability.sessions.get", 404)
+        assert sent == [("devrev.requests.observability_sessions_get.404", 1)]
+    finally:
+        monkeypatch.undo()
+        metrics._enabled.cache_clear()

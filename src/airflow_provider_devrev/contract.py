@@ -9,6 +9,7 @@ and the simulator against it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -38,6 +39,8 @@ SESSIONS_DATA_GET_PATH = "/observability.sessions.data.get"
 DEVELOPER_INFO_GET_PATH = "/observability.sessions.developer-info.get"
 #: Longest path-and-query sent as a GET; many proxies and load balancers refuse URLs over 8 KiB.
 MAX_GET_URL_CHARS = 4096
+#: Error bodies up to this size are parsed once per distinct body (see ``_error_body``).
+MAX_CACHED_ERROR_BODY = 1024
 
 
 def validate_platform(value: Any, field_name: str = "platform") -> str:
@@ -254,7 +257,7 @@ def error_from_response(
     now: datetime | None = None,
 ) -> DevRevError:
     """Build the typed error for a non-2xx answer, from DevRev's error body when it sent one."""
-    body = _json_object(content)
+    body = _error_body(content)
     retry_after = parse_retry_after(headers.get("Retry-After"), body, now=now)
     if body is None or not isinstance(body.get("type"), str):
         # Not DevRev's error shape: typically an HTML page from a proxy or load balancer.
@@ -320,6 +323,20 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _error_body(content: bytes) -> dict[str, Any] | None:
+    # A wait polls the same session until it is uploaded, and every poll meets the same few-dozen-byte 404
+    # body: parse each distinct small body once. Each error gets its own copy.
+    if len(content) > MAX_CACHED_ERROR_BODY:
+        return _json_object(content)
+    body = _cached_error_body(content)
+    return dict(body) if body is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_error_body(content: bytes) -> dict[str, Any] | None:
+    return _json_object(content)
 
 
 def _text(content: bytes) -> str:

@@ -35,9 +35,24 @@ def _stats() -> Any:
     return stats()
 
 
+#: The ``[metrics]`` switches with which Airflow builds a backend that sends anything (its
+#: ``get_stats_factory``): DogStatsD, StatsD, OpenTelemetry.
+_BACKEND_SWITCHES = ("statsd_datadog_enabled", "statsd_on", "otel_on")
+
+
+@functools.cache
+def _enabled() -> bool:
+    # Read once per process, like Airflow's own choice of backend. With every switch off, Airflow's metrics
+    # object still looks each name up in its registry before dropping the count: a few microseconds per
+    # poll of every trigger, for nothing.
+    from airflow_provider_devrev._compat import conf
+
+    return any(conf.getboolean("metrics", switch, fallback=False) for switch in _BACKEND_SWITCHES)
+
+
 def incr(name: str, count: int = 1) -> None:
-    """Add ``count`` to the counter ``devrev.<name>``."""
-    if count <= 0:
+    """Add ``count`` to the counter ``devrev.<name>`` (nothing, when Airflow sends no metrics)."""
+    if count <= 0 or not _enabled():
         return
     try:
         _stats().incr(f"{PREFIX}.{name}", count)

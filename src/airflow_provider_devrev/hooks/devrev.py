@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -405,8 +406,7 @@ class DevRevHook(BaseHook):
 
     async def acall(self, request: ApiRequest) -> dict[str, Any]:
         """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
-        from airflow_provider_devrev.hooks._async_transport import acall
-
+        acall = _async_send()
         settings = await self.aget_settings()
         try:
             return await acall(request, settings, sleep=self._async_sleep, log=self.log)
@@ -724,6 +724,15 @@ class _Credentials:
 
     def __repr__(self) -> str:
         return "_Credentials(...)"
+
+
+@functools.cache
+def _async_send() -> Callable[..., Awaitable[dict[str, Any]]]:
+    # Imported on first async use (aiohttp must not load at DAG-parse time), then kept: an import statement
+    # in acall, run at every poll of every trigger, cost as much as the rest of the method.
+    from airflow_provider_devrev.hooks._async_transport import acall
+
+    return acall
 
 
 def _lookup_failure(conn_id: str, error: Exception) -> Exception:
