@@ -365,7 +365,8 @@ def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulato
     # trigger of the loop, which share the lookup) forever.
     from airflow_provider_devrev.hooks import _async_transport
 
-    session = devrev_simulator.add_session(devrev_simulator.make_session("web", platform="web"), version_key=VERSION)
+    sim = devrev_simulator
+    session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION)
     real_lookup, calls = _async_transport._lookup_and_mask, []
 
     async def hangs_once(conn_id, hook_class):
@@ -376,16 +377,8 @@ def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulato
 
     monkeypatch.setattr(_async_transport, "_lookup_and_mask", hangs_once)
     monkeypatch.setattr(_async_transport, "CONNECTION_LOOKUP_TIMEOUT", 0.2)
-    trigger = DevRevSessionTrigger(
-        devrev_conn_id="devrev_default",
-        platform="web",
-        session_id=session["session_id"],
-        version_key=VERSION,
-        poll_interval=30,
-        hook_options={"max_retries": 2},
-    )
 
-    events = run_to_events(trigger)
+    events = run_to_events(make_trigger(session["session_id"], poll_interval=30, max_retries=2))
 
     assert events == [{"status": "success", "session": session}]
     assert calls == ["devrev_default", "devrev_default"], "the timed-out lookup was not cached"

@@ -110,18 +110,10 @@ def _failed(lookup: asyncio.Task[Any]) -> bool:
 
 
 async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    from airflow_provider_devrev.exceptions import DevRevServerError
-
     # A lookup goes to the supervisor, the API server or a secrets backend: none of them may hold every
-    # DevRev trigger of the loop forever. Timing out fails this shared lookup; the next caller starts anew.
-    try:
-        return await asyncio.wait_for(_lookup_and_mask(conn_id, hook_class), CONNECTION_LOOKUP_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise DevRevServerError(
-            f"looking up connection {conn_id!r} took longer than {CONNECTION_LOOKUP_TIMEOUT:.0f} s; the secrets "
-            "backend or the API server may be overloaded",
-            error_type="connection_lookup_failed",
-        ) from None
+    # DevRev trigger of the loop forever. A timeout fails this shared lookup like any other failure (the
+    # hook retries it as a 503), and a failed lookup is not cached: the next caller starts anew.
+    return await asyncio.wait_for(_lookup_and_mask(conn_id, hook_class), CONNECTION_LOOKUP_TIMEOUT)
 
 
 async def _lookup_and_mask(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
