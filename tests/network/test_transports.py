@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 import pytest
 
@@ -199,13 +200,21 @@ def test_wrong_proxy_credentials_fail_at_once_with_407_and_the_password_appears_
         assert PROXY_PASSWORD not in text, where_seen
 
 
-def test_the_proxy_password_is_registered_with_the_secret_masker(https_sim, secured_proxy, monkeypatch):
+@pytest.mark.parametrize("reader", ["sync", "async"])
+def test_the_proxy_password_is_registered_with_the_secret_masker(https_sim, secured_proxy, monkeypatch, reader):
     from airflow.providers.common.compat.sdk import redact
 
-    use_connection(monkeypatch, https_sim, proxy=secured_proxy.url(f"{PROXY_USER}:{PROXY_PASSWORD}"))
-    DevRevHook().settings  # noqa: B018 - reading the connection registers its secrets
+    # A password of this test alone: the masker is global, and another test's registration must not count.
+    password = f"proxy-{reader}-{secrets.token_hex(8)}"
+    assert password in str(redact(f"proxy password={password}"))
+    use_connection(monkeypatch, https_sim, proxy=secured_proxy.url(f"{PROXY_USER}:{password}"))
+    # Reading the connection registers its secrets; the triggerer reads it with aget_settings.
+    if reader == "sync":
+        DevRevHook().settings  # noqa: B018
+    else:
+        asyncio.run(DevRevHook().aget_settings())
 
-    assert PROXY_PASSWORD not in str(redact(f"proxy password={PROXY_PASSWORD}"))
+    assert password not in str(redact(f"proxy password={password}"))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -186,6 +186,11 @@ class DevRevHook(BaseHook):
         settings = _SETTINGS_BY_LOOKUP.get((number, self.options))
         if settings is None:
             settings = self._validated(conn, extra)
+            if settings.network.proxy and settings.network.proxy.password:
+                from airflow_provider_devrev._compat import amask_secret
+
+                # As the sync read does; once per lookup, since the settings are kept per lookup.
+                await amask_secret(settings.network.proxy.password)
             if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
                 _SETTINGS_BY_LOOKUP.clear()
             _SETTINGS_BY_LOOKUP[number, self.options] = settings
