@@ -76,7 +76,7 @@ docs-screenshots: install
 # Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.
 # bench: the capacity table's six configurations (1,000 / 2,000 / 10,000 waits x 2 s / 5 s polls, DevRev trigger
 # and minimal loop side by side, 3 runs: one configuration's ratio moves by up to 0.2 between runs on a shared
-# machine) plus every other benchmark (about 35 minutes on 2 cores); bench-full: also HttpSensorTrigger and a
+# machine) plus every other benchmark (about 30 minutes on 2 cores); bench-full: also HttpSensorTrigger and a
 # py-spy profile at 2,000 waits x 2 s. `python -m bench --only export,bulk` runs the last two alone (~4 min).
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
