@@ -9,6 +9,7 @@ or more than a short excerpt of an unexpected body.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from airflow_provider_devrev._compat import AirflowException
@@ -56,18 +57,12 @@ class DevRevError(AirflowException):
         super().__init__(self._one_line())
 
     def _one_line(self) -> str:
-        head = "DevRev API error"
-        if self.status_code is not None:
-            head += f" {self.status_code}"
-        if self.error_type:
-            head += f" ({self.error_type})"
-        parts = [f"{head}: {self.message}"]
-        if self.detail and self.detail != self.message:
-            parts.append(f"detail: {self.detail}")
-        if self.reference_id:
-            parts.append(f"reference_id: {self.reference_id}")
-        # DevRev's texts (and an error type from a hostile body) may hold newlines: one log line stays one.
-        return " ".join("; ".join(parts).split())
+        fields = (self.status_code, self.error_type, self.message, self.detail, self.reference_id)
+        try:
+            # Cached: a wait raises the same 404 at every poll, and formatting it was a tenth of its cost.
+            return _cached_api_error_line(*fields)
+        except TypeError:  # an unhashable value, in an error raised by a user's own code
+            return _api_error_line(*fields)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions cross process boundaries (task runner -> supervisor); keyword-only state would be
@@ -88,6 +83,26 @@ class DevRevError(AirflowException):
 
 def _rebuild(cls: type[DevRevError], message: str, state: dict[str, Any]) -> DevRevError:
     return cls(message, **state)
+
+
+def _api_error_line(
+    status_code: int | None, error_type: str | None, message: str, detail: str | None, reference_id: str | None
+) -> str:
+    head = "DevRev API error"
+    if status_code is not None:
+        head += f" {status_code}"
+    if error_type:
+        head += f" ({error_type})"
+    parts = [f"{head}: {message}"]
+    if detail and detail != message:
+        parts.append(f"detail: {detail}")
+    if reference_id:
+        parts.append(f"reference_id: {reference_id}")
+    # DevRev's texts (and an error type from a hostile body) may hold newlines: one log line stays one.
+    return " ".join("; ".join(parts).split())
+
+
+_cached_api_error_line = functools.lru_cache(maxsize=256)(_api_error_line)
 
 
 class DevRevBadRequestError(DevRevError):
