@@ -62,7 +62,8 @@ def incr(name: str, count: int = 1) -> None:
 
 def request_answered(path: str, status: int | None) -> None:
     """Count one answer (or none) from ``path``, e.g. ``/observability.sessions.list``."""
-    incr(_answer_metric(path, status))
+    if _enabled():  # checked first: every poll of every trigger comes here, and most deployments send nothing
+        incr(_answer_metric(path, status))
 
 
 @functools.lru_cache(maxsize=256)

@@ -93,7 +93,7 @@ class RetryPolicy:
     def check_wait_acceptable(self, error: DevRevError) -> DevRevError:
         """Return ``error``, or a clearer one when DevRev asked for a wait longer than ``max_retry_wait``."""
         retry_after = error.retry_after
-        if not is_transient(error) or retry_after is None or retry_after <= self.max_retry_wait:
+        if retry_after is None or retry_after <= self.max_retry_wait or not is_transient(error):
             return error
         return DevRevRateLimitError(
             f"DevRev asked to wait {retry_after:g} s before retrying, more than max_retry_wait="

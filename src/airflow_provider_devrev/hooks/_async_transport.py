@@ -17,7 +17,7 @@ import itertools
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from tenacity import AsyncRetrying
@@ -25,13 +25,20 @@ from yarl import URL
 
 from airflow_provider_devrev import metrics
 from airflow_provider_devrev.connection import ConnectionSettings
-from airflow_provider_devrev.contract import ApiRequest, no_response_error, parse_response, unsendable_request_error
+from airflow_provider_devrev.contract import (
+    ApiRequest,
+    error_from_response,
+    no_response_error,
+    parse_response,
+    unsendable_request_error,
+)
 from airflow_provider_devrev.exceptions import DevRevError
 from airflow_provider_devrev.network import (
     NetworkSettings,
     proxy_failure,
     tls_error,
 )
+from airflow_provider_devrev.policy import is_transient
 
 #: Open TCP connections per event loop. Polls beyond it queue for a free connection instead of opening
 #: more: DevRev's rate limit, not connection count, is what bounds useful concurrency.
@@ -160,19 +167,26 @@ async def acall(
     settings: ConnectionSettings,
     *,
     sleep: Callable[[float], Awaitable[Any]] | None,
-    log: Any,
+    log: Callable[[], Any],
 ) -> dict[str, Any]:
-    """Send ``request`` with the connection's retry policy and return the result object."""
+    """
+    Send ``request`` with the connection's retry policy and return the result object.
+
+    :param log: Returns where retries are logged; called only when there is one to log (a hook builds its
+        logger on first use, and a trigger's hook lives for one wait).
+    """
     sleep = sleep or asyncio.sleep
     async with shared_session() as session:
         try:
             return await _send_once(session, request, settings)
         except DevRevError as err:
-            wait = settings.retry.first_retry_wait(err, log=log, what=request.describe())
+            if not is_transient(err):
+                raise  # final (a 404 at every poll of a wait): nothing for the retry policy to weigh
+            wait = settings.retry.first_retry_wait(err, log=log(), what=request.describe())
             if wait is None:
                 raise
             await sleep(wait)
-        kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log, what=request.describe(), attempts_made=1)
+        kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=request.describe(), attempts_made=1)
         async for attempt in AsyncRetrying(**kwargs):
             with attempt:
                 return await _send_once(session, request, settings)
@@ -182,7 +196,6 @@ async def acall(
 async def _send_once(
     session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
 ) -> dict[str, Any]:
-    timeout = _timeout(settings.connect_timeout, settings.read_timeout)
     failure: DevRevError
     cause: BaseException | None = None
     try:
@@ -191,10 +204,7 @@ async def _send_once(
             # Encoded once by the contract, exactly as the sync transport sends it.
             request.url_as(settings.base_url, _encoded_url),
             json=request.body,
-            headers=settings.headers(),
-            timeout=timeout,
-            allow_redirects=False,
-            **route(settings.network),
+            **_request_options(settings),
         ) as response:
             content = await response.read()
             status, headers = response.status, response.headers
@@ -222,10 +232,15 @@ async def _send_once(
         failure = unsendable_request_error(request, settings.base_url, err)
     else:
         metrics.request_answered(request.path, status)
-        try:
-            return parse_response(request, status, headers, content)
-        except DevRevError as err:
-            failure = settings.retry.check_wait_acceptable(err)
+        if 200 <= status < 300:
+            try:
+                return parse_response(request, status, headers, content)
+            except DevRevError as err:
+                failure = err
+        else:
+            # Built here rather than raised by parse_response and caught: a 404 at every poll of every wait.
+            failure = error_from_response(request, status, headers, content)
+        failure = settings.retry.check_wait_acceptable(failure)
     # Raised here, outside the except clauses, so that no error is chained to what the library raised
     # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
     try:
@@ -235,6 +250,25 @@ async def _send_once(
         # poll (a 404 at every poll of every trigger), with the response in it, left to the cyclic garbage
         # collector, whose passes over a triggerer's heap cost more than the poll itself.
         del failure, cause
+
+
+def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """
+    The arguments of every request made with ``settings``: headers, timeouts, no redirects, the route.
+
+    Worked out once per settings object and kept on it, as the contract keeps a request's URL: a trigger
+    sends them at every poll. A rotated token or host makes a new settings object, so new options.
+    """
+    options = settings.__dict__.get("_aiohttp_options")
+    if options is None:
+        options = {
+            "headers": settings.headers(),
+            "timeout": _timeout(settings.connect_timeout, settings.read_timeout),
+            "allow_redirects": False,
+            **route(settings.network),
+        }
+        object.__setattr__(settings, "_aiohttp_options", options)
+    return cast(dict[str, Any], options)
 
 
 def _encoded_url(url: str) -> URL:

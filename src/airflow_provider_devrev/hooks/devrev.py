@@ -54,7 +54,7 @@ MAX_ERROR_BODY_BYTES = 1 << 20
 #: triggers started from the same lookup then validate the connection once, not once each (validation
 #: reads the proxy environment and parses every extra). A lookup number is never reused, so a changed
 #: connection, found by a newer lookup, is validated afresh.
-_SETTINGS_BY_LOOKUP: dict[tuple[int, HookOptions], ConnectionSettings] = {}
+_SETTINGS_BY_LOOKUP: dict[tuple[int, float | None, int | None, float | None], ConnectionSettings] = {}
 _SETTINGS_BY_LOOKUP_SIZE = 256
 
 
@@ -170,20 +170,26 @@ class DevRevHook(BaseHook):
 
         from airflow_provider_devrev.hooks._async_transport import connection_lookup
 
-        policy, what = self._lookup_policy(), f"lookup of connection {self.devrev_conn_id!r}"
-        for attempt in range(1, policy.max_retries + 2):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 number, conn, extra = await connection_lookup(self.devrev_conn_id, type(self), newer_than=newer_than)
                 break
             except Exception as err:
                 failure = _lookup_failure(self.devrev_conn_id, err)
+            # Built on a failure only: every trigger's hook comes here once, and nearly every lookup is cached.
+            policy = self._lookup_policy()
             if attempt > policy.max_retries or not policy.should_retry(failure):
                 raise failure from None
             wait = policy.wait_seconds(failure, attempt)
-            policy.log_retry(self.log, what, failure, attempt, wait)
+            policy.log_retry(self.log, f"lookup of connection {self.devrev_conn_id!r}", failure, attempt, wait)
             await (self._async_sleep or asyncio.sleep)(wait)
         self._lookup_number = number
-        settings = _SETTINGS_BY_LOOKUP.get((number, self.options))
+        # A plain tuple: the frozen dataclass's generated hash and equality are Python code.
+        options = self.options
+        key = (number, options.timeout, options.max_retries, options.max_retry_wait)
+        settings = _SETTINGS_BY_LOOKUP.get(key)
         if settings is None:
             settings = self._validated(conn, extra)
             if settings.network.proxy and settings.network.proxy.password:
@@ -193,7 +199,7 @@ class DevRevHook(BaseHook):
                 await amask_secret(settings.network.proxy.password)
             if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
                 _SETTINGS_BY_LOOKUP.clear()
-            _SETTINGS_BY_LOOKUP[number, self.options] = settings
+            _SETTINGS_BY_LOOKUP[key] = settings
         self._warn_if_unverified(settings)
         return settings
 
@@ -414,13 +420,18 @@ class DevRevHook(BaseHook):
         acall = _async_send()
         settings = await self.aget_settings()
         try:
-            return await acall(request, settings, sleep=self._async_sleep, log=self.log)
+            return await acall(request, settings, sleep=self._async_sleep, log=self._retry_log)
         except DevRevAuthError as err:
             unauthorized = err
         # Outside the except clause: a failure from here on is not chained to the 401.
         if not await self._arotated(settings):
             raise unauthorized
-        return await acall(request, self._current(), sleep=self._async_sleep, log=self.log)
+        return await acall(request, self._current(), sleep=self._async_sleep, log=self._retry_log)
+
+    def _retry_log(self) -> Any:
+        # For the async transport, which asks only when it has a retry to log: on Airflow 3 a hook's logger
+        # is built at its first use, and a trigger builds a hook per wait.
+        return self.log
 
     def iter_sessions(
         self,
