@@ -93,7 +93,8 @@ class DevRevSessionTrigger(BaseTrigger):
         self.next_poll_at = next_poll_at
         self.exponential_backoff = exponential_backoff
         self.max_wait = max_wait
-        self.hook_options = HookOptions(**(hook_options or {})).as_kwargs()
+        # Validated, unless empty: a triggerer builds thousands of these, most with no options.
+        self.hook_options = HookOptions(**hook_options).as_kwargs() if hook_options else {}
 
     def __repr__(self) -> str:
         return (
@@ -142,6 +143,8 @@ class DevRevSessionTrigger(BaseTrigger):
         from airflow_provider_devrev.hooks.devrev import DevRevHook
 
         hook = DevRevHook(self.devrev_conn_id, async_sleep=type(self).sleep, **self.hook_options)
+        # Looked up once per wait, not at every poll: Airflow 3's logger resolves each method by name.
+        log_not_yet = self._logger().debug
         # Hold the loop's shared pool for the whole wait, so polls reuse warm connections.
         async with shared_session():
             # A trigger that was just deferred to continues the worker's cadence; one rebuilt after a
@@ -157,10 +160,10 @@ class DevRevSessionTrigger(BaseTrigger):
                     request = request or get_session_request(self.platform, self.session_id, self.version_key)
                     session = await hook.acall(request)
                 except DevRevError as err:
-                    outcome = sensor_outcome(err)
-                    if outcome is SensorOutcome.FAIL:
-                        return TriggerEvent(error_event(err))
-                    wait = self._log_and_wait(outcome, err, check_number)
+                    after = self._after_failure(err, check_number, log_not_yet)
+                    if isinstance(after, TriggerEvent):
+                        return after
+                    wait = after
                 except AirflowException as err:  # e.g. the connection does not exist
                     return TriggerEvent(error_event(DevRevError(str(err), error_type="airflow_error")))
                 else:
@@ -169,10 +172,23 @@ class DevRevSessionTrigger(BaseTrigger):
                     self._logger().debug("Found session %s", self.session_id)
                     return TriggerEvent({"status": "success", "session": session})
 
-                # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
-                if self.end_time is not None and type(self).clock() > self.end_time:
-                    message = f"session {self.session_id!r} did not appear before the sensor's timeout"
-                    return TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
+    def _after_failure(
+        self, err: DevRevError, check_number: int, log_not_yet: Callable[..., Any]
+    ) -> TriggerEvent | float:
+        """The event that ends the wait after a failed check, or the seconds until the next check."""
+        outcome = sensor_outcome(err)
+        if outcome is SensorOutcome.FAIL:
+            return TriggerEvent(error_event(err))
+        if outcome is SensorOutcome.NOT_YET:
+            # One line per poll per wait would flood a triggerer holding thousands of waits.
+            log_not_yet("Session %s not uploaded yet", self.session_id)
+        else:
+            self._logger().warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
+        # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
+        if self.end_time is not None and type(self).clock() > self.end_time:
+            message = f"session {self.session_id!r} did not appear before the sensor's timeout"
+            return TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
+        return self._next_wait(err, check_number)
 
     def _logger(self) -> Any:
         # One logger for the class rather than one per trigger: Airflow 3's logger is built at its first
@@ -180,12 +196,7 @@ class DevRevSessionTrigger(BaseTrigger):
         # routing: the triggerer sends a line to its trigger's log by context variables, not by logger.
         return type(self).logger()
 
-    def _log_and_wait(self, outcome: SensorOutcome, err: DevRevError, check_number: int) -> float:
-        if outcome is SensorOutcome.NOT_YET:
-            # One line per poll per wait would flood a triggerer holding thousands of waits.
-            self._logger().debug("Session %s not uploaded yet", self.session_id)
-        else:
-            self._logger().warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
+    def _next_wait(self, err: DevRevError, check_number: int) -> float:
         interval = self.poll_interval
         if self.exponential_backoff:
             interval = sensor_backoff_interval(self.poll_interval, check_number, max_wait=self.max_wait)
