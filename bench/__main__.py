@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the worker-cost benchmark's and the real triggerer's poll interval",
     )
     parser.add_argument("--window", type=float, default=20.0, help="sessions appear at random within it (s)")
+    parser.add_argument(
+        "--min-polls", type=int, default=7000, help="capacity: lengthen the window of a configuration with fewer polls"
+    )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per hook-overhead run")
     parser.add_argument("--import-repeat", type=int, default=5, help="fresh interpreters per DAG-parse row")
     parser.add_argument("--export-sessions", type=int, default=10_000, help="sessions per export (export)")
@@ -149,6 +152,7 @@ def run_one(name: str, args: argparse.Namespace, server: BenchServer, env: dict[
             runs=args.runs,
             poll_intervals=tuple(float(p) for p in args.poll_intervals.split(",")),
             window=args.window,
+            min_polls=args.min_polls,
             contenders=tuple(args.contenders.split(",")),
             profile=args.profile,
         )
