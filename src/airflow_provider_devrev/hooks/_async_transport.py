@@ -101,13 +101,19 @@ async def connection_lookup(
         it newer than theirs.
     """
     loop = asyncio.get_running_loop()
-    cache = _CONNECTIONS.setdefault(loop, {})
+    cache = _CONNECTIONS.get(loop)
+    if cache is None:
+        cache = _CONNECTIONS[loop] = {}
     entry = cache.get(conn_id)
     if entry is None or entry[0] < loop.time() or entry[2] <= newer_than or _failed(entry[1]):
         task = loop.create_task(_lookup(conn_id, hook_class))
         entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, next(_LOOKUP_NUMBERS))
-    # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
-    conn, extra = await asyncio.shield(entry[1])
+    lookup = entry[1]
+    if lookup.done():  # nearly always: thousands of triggers share one lookup a minute
+        conn, extra = lookup.result()
+    else:
+        # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
+        conn, extra = await asyncio.shield(lookup)
     return entry[2], conn, extra
 
 

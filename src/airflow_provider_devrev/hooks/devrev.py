@@ -56,6 +56,8 @@ MAX_ERROR_BODY_BYTES = 1 << 20
 #: connection, found by a newer lookup, is validated afresh.
 _SETTINGS_BY_LOOKUP: dict[tuple[int, float | None, int | None, float | None], ConnectionSettings] = {}
 _SETTINGS_BY_LOOKUP_SIZE = 256
+#: A hook's options when none is given (the dataclass is frozen, so one instance serves every such hook).
+_NO_OPTIONS = HookOptions()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +112,10 @@ class DevRevHook(BaseHook):
     ) -> None:
         super().__init__()
         self.devrev_conn_id = devrev_conn_id
-        self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
+        if timeout is None and max_retries is None and max_retry_wait is None:
+            self.options = _NO_OPTIONS  # the common case; a triggerer builds a hook per wait
+        else:
+            self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep
         self._settings: ConnectionSettings | None = None
