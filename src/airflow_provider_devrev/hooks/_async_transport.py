@@ -269,7 +269,9 @@ def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
     if options is None:
         options = {
             "headers": settings.headers(),
-            "timeout": _timeout(settings.connect_timeout, settings.read_timeout),
+            "timeout": aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+            ),
             "allow_redirects": False,
             **route(settings.network),
         }
@@ -280,12 +282,6 @@ def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
 def _encoded_url(url: str) -> URL:
     # Encoded once by the contract, exactly as the sync transport sends it; kept with the request.
     return URL(url, encoded=True)
-
-
-@functools.lru_cache(maxsize=64)
-def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
-    # ClientTimeout is immutable; building one per poll was a few percent of the poll's CPU.
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 @functools.lru_cache(maxsize=64)
