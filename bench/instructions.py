@@ -32,9 +32,9 @@ import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlencode
 
-from bench.harness import PLATFORM, TOKEN, VERSION_KEY, airflow_environment, airflow_home, bench_server, child_cwd
+from bench.contenders import MinimalContender
+from bench.harness import PLATFORM, VERSION_KEY, airflow_environment, airflow_home, bench_server, child_cwd
 
 #: Operations of the shorter run; the longer one makes ``--ops`` more.
 BASE_OPS = 100
@@ -48,18 +48,16 @@ class _Stop(BaseException):
 
 
 async def polls_minimal(base_url: str, ops: int) -> None:
-    """``ops`` sequential 404 polls on one shared ``aiohttp.ClientSession``, as the minimal contender polls."""
-    import aiohttp
-
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "X-Devrev-Scope": "beta"}
-    query = urlencode({"platform": PLATFORM, "session_id": "never-1000000", "version_key": VERSION_KEY})
-    url = f"{base_url}/observability.sessions.get?{query}"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
-        for _ in range(ops):
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-                if response.status != 404:
-                    raise RuntimeError(f"expected 404, got {response.status}")
+    """``ops`` sequential 404 polls of the minimal contender: its shared session, URL and headers."""
+    contender = MinimalContender(poll_interval=2.0, base_url=base_url)
+    await contender.start()
+    url = contender.prepare("never-1000000")
+    for _ in range(ops):
+        async with contender.session.get(url, headers=contender.headers) as response:
+            await response.read()
+            if response.status != 404:
+                raise RuntimeError(f"expected 404, got {response.status}")
+    await contender.stop()
 
 
 async def polls_devrev(ops: int) -> None:
