@@ -28,13 +28,13 @@ import socketserver
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.harness import PLATFORM, VERSION_KEY
 
 #: Where the seeded sessions start; the export asks for [LIST_AFTER, LIST_BEFORE), which holds them all.
-SEED_START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+SEED_START = datetime(2026, 11, 1, tzinfo=UTC)
 SEED_STEP = timedelta(minutes=1)
 LIST_AFTER = "2026-11-01T00:00:00Z"
 LIST_BEFORE = "2026-12-01T00:00:00Z"

@@ -109,8 +109,8 @@ def defer(args: argparse.Namespace) -> dict[str, Any]:
             dag = DBDagBag().get_latest_version_of_dag(args.dag_id, session=session)
             if dag is None:
                 raise SystemExit(f"DAG {args.dag_id!r} is not serialized in this AIRFLOW_HOME")
-            now = datetime.datetime.now(datetime.timezone.utc)
-            logical = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
+            logical = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
             run = dag.create_dagrun(
                 run_id=RUN_ID,
                 logical_date=logical,
@@ -136,7 +136,7 @@ def defer(args: argparse.Namespace) -> dict[str, Any]:
         ).all()
         if len(instances) != args.count:
             raise SystemExit(f"expected {args.count} mapped task instances from {args.first}, found {len(instances)}")
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         for ti in instances:
             classpath, kwargs = contender.prepare(ids[ti.map_index]).serialize()
             # As the execution API's TIDeferredStatePayload branch stores it: the worker sends the kwargs

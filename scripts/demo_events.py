@@ -20,7 +20,7 @@ import json
 import shutil
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ TIMEOUT = 120.0
 
 
 def add(sim: DevRevSimulator, session_id: str, *, is_crash: bool, age: float, after: float | None = None) -> None:
-    created_at = datetime.now(timezone.utc) - timedelta(seconds=age)
+    created_at = datetime.now(UTC) - timedelta(seconds=age)
     session = sim.make_session(
         "mobile", platform="android", session_id=session_id, created_at=created_at, is_crash=is_crash
     )

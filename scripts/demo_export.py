@@ -17,7 +17,7 @@ import json
 import os
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _demo import airflow, airflow_environment, step
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("AIRFLOW_HOME", REPO / ".airflow-demo")).resolve()
 EXPORTS = HOME / "exports"
 DAG_ID = "example_devrev_crash_export"
-DAY = datetime(2025, 6, 1, tzinfo=timezone.utc)
+DAY = datetime(2025, 6, 1, tzinfo=UTC)
 VERSION_KEY = "com.acme.shop@5.2.0"
 
 os.environ.update(airflow_environment(HOME, REPO))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -21,7 +21,7 @@ from airflow_provider_devrev.exceptions import (
 )
 from airflow_provider_devrev.policy import RetryPolicy, SensorOutcome, is_transient, sensor_outcome
 
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 REQ = ApiRequest("GET", "/observability.sessions.get", result_key="session")
 
 

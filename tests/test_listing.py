@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
@@ -39,7 +39,7 @@ from airflow_provider_devrev.listing import (
 )
 from tests.testing.test_simulator_contract import find_spec, spec_dict
 
-UTC = timezone.utc
+UTC = UTC
 VK = "com.acme.shop@5.2.0"
 A = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 B = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)

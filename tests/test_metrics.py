@@ -9,7 +9,7 @@ import asyncio
 import socket
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ from airflow_provider_devrev.progress import PROGRESS_EVERY, Progress
 
 VERSION = "com.example.app@1.0.0"
 LIST = "/observability.sessions.list"
-DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
 #: Real seconds to wait for the datagrams already sent (loopback: they are there at once).
 RECEIVE_DEADLINE = 10.0
 
@@ -137,7 +137,7 @@ def test_watcher_polls_and_events_reach_statsd(devrev_simulator, statsd, monkeyp
         driver.watch(crash_trigger(version_key=VERSION))
         assert await driver.poll() == []
         for number in range(2):
-            add(devrev_simulator, f"new-{number}", datetime.fromtimestamp(driver.now - 30, tz=timezone.utc))
+            add(devrev_simulator, f"new-{number}", datetime.fromtimestamp(driver.now - 30, tz=UTC))
         assert len(await driver.poll()) == 2
         await driver.stop()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pendulum
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.settle import DEFAULT_SETTLE, listable_at, validate_settle, wait_until
 
-END = datetime(2026, 2, 2, tzinfo=timezone.utc)
+END = datetime(2026, 2, 2, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,8 @@ def test_wait_until_the_end_plus_settle(now, expected):
 
 def test_pendulum_times_from_airflows_context_compare_with_the_standard_librarys():
     end = pendulum.datetime(2026, 2, 2, tz="Europe/Paris")
-    ready = wait_until(end, timedelta(hours=1), datetime(2026, 2, 1, 23, 30, tzinfo=timezone.utc))
-    assert ready == datetime(2026, 2, 2, tzinfo=timezone.utc)  # 00:00 Paris + 1 h
+    ready = wait_until(end, timedelta(hours=1), datetime(2026, 2, 1, 23, 30, tzinfo=UTC))
+    assert ready == datetime(2026, 2, 2, tzinfo=UTC)  # 00:00 Paris + 1 h
 
 
 def test_no_upper_bound_never_waits():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,9 +39,9 @@ def uuid_like(rng: random.Random) -> str:
 
 
 def test_micros_are_exact_both_ways():
-    moment = datetime(2026, 2, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    moment = datetime(2026, 2, 1, 23, 59, 59, 999999, tzinfo=UTC)
     assert from_micros(to_micros(moment)) == moment
-    assert to_micros(moment) - to_micros(datetime(2026, 2, 1, tzinfo=timezone.utc)) == 86_400_000_000 - 1
+    assert to_micros(moment) - to_micros(datetime(2026, 2, 1, tzinfo=UTC)) == 86_400_000_000 - 1
 
 
 def test_a_new_watch_lists_its_whole_lookback_once_then_from_the_high_water_mark_minus_the_overlap():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 try:  # Airflow 3
@@ -46,7 +46,7 @@ with DAG(
     dag_id="example_devrev_crash_export",
     # Data intervals, not Airflow 3's default CronTriggerTimetable (whose runs have an empty interval).
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2025, 5, 26, tzinfo=timezone.utc),
+    start_date=datetime(2025, 5, 26, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
     default_args={"retries": 2},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_devrev.contract import ApiRequest, validate_platform, validate_text
@@ -144,12 +144,12 @@ def to_utc(value: Any, field_name: str) -> datetime | None:
         raise DevRevInvalidInputError(field_name, value, "must be a datetime or ISO-8601 text")
     if value.tzinfo is None or value.utcoffset() is None:
         raise DevRevInvalidInputError(field_name, given, "must carry a timezone (naive times are ambiguous)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, so no precision is lost at an interval's edge."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ def created_at_of(session: Mapping[str, Any]) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class SeenSessions:

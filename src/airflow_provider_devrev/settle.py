@@ -9,7 +9,7 @@ Pure decisions only; the operator obeys them (defers, or reschedules, until :fun
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
@@ -46,7 +46,5 @@ def wait_until(created_before: datetime | None, settle: timedelta, now: datetime
 def _plain_utc(moment: datetime) -> datetime:
     # Pendulum's DateTime (what Airflow puts in the context) refuses some comparisons with the standard
     # library's; both become plain aware UTC datetimes, exact to the microsecond.
-    utc = moment.astimezone(timezone.utc)
-    return datetime(
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=timezone.utc
-    )
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)

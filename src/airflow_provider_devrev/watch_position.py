@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: The most reported ids a position keeps (about 60 bytes each when saved).
@@ -35,7 +35,7 @@ MAX_CLOCK_SKEW = 300.0
 #: The version of :meth:`WatchPosition.to_json`'s value; version 1 was the full set of ids in the lookback.
 STATE_VERSION = 2
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 

@@ -38,7 +38,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -225,7 +225,7 @@ def triage_settled(d: Cluster) -> bool:
 def add_crash(sim: DevRevSimulator, name: str) -> str:
     """An android crash session of the watched app, created a minute ago; its id."""
     session_id = f"{name}-{secrets.token_hex(4)}"
-    created_at = datetime.now(timezone.utc) - timedelta(seconds=60)
+    created_at = datetime.now(UTC) - timedelta(seconds=60)
     session = sim.make_session(
         "mobile", platform="android", session_id=session_id, created_at=created_at, is_crash=True
     )
@@ -693,7 +693,7 @@ def export_runs_settled(d: Cluster, but: str) -> bool:
 def test_export_across_workers(cluster: Cluster, sim: DevRevSimulator) -> None:
     d = cluster
     started = time.monotonic()
-    day_ok, day_failed = datetime(2025, 6, 1, tzinfo=timezone.utc), datetime(2025, 5, 31, tzinfo=timezone.utc)
+    day_ok, day_failed = datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 5, 31, tzinfo=UTC)
     add_crashes(sim, day_ok, 3)
     add_crashes(sim, day_failed, 5)  # five on a page of two: the failure comes mid-file
     wait_for(

@@ -29,7 +29,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def add(
     version_key: str = VERSION_KEY,
 ) -> float:
     """Add a mobile session created ``age`` seconds ago; return when it was added (``time.time()``)."""
-    created_at = datetime.now(timezone.utc) - timedelta(seconds=age)
+    created_at = datetime.now(UTC) - timedelta(seconds=age)
     session = sim.make_session(
         "mobile", platform=platform, session_id=session_id, created_at=created_at, is_crash=is_crash
     )
@@ -111,7 +111,7 @@ def utc_timestamp(text: str | None) -> float | None:
     if not text:
         return None
     moment = datetime.fromisoformat(text.replace(" ", "T"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def settled(d: Deployment) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "example_devrev_crash_export"
 VERSION_KEY = "com.acme.shop@5.2.0"
-FIRST_DAY = datetime(2026, 2, 1, tzinfo=timezone.utc)
+FIRST_DAY = datetime(2026, 2, 1, tzinfo=UTC)
 LIST = "/observability.sessions.list"
 
 
@@ -131,7 +131,7 @@ class SimulatedClock:
         return self.now
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.now, tz=timezone.utc)
+        return datetime.fromtimestamp(self.now, tz=UTC)
 
 
 @pytest.fixture

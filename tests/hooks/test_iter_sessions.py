@@ -7,7 +7,7 @@ import gc
 import math
 import tracemalloc
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pendulum
@@ -28,7 +28,7 @@ from tests.fakes import FakeSleep
 
 LIST = "/observability.sessions.list"
 VK = "com.acme.shop@5.2.0"
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -125,7 +125,7 @@ def watcher() -> DevRevNewSessionsTrigger:
 
 
 def recent_session(sim) -> dict:
-    created = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    created = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     session = sim.make_session("mobile", platform="android", created_at=created)
     return sim.add_session(session, version_key=VERSION_KEY)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pendulum
 import pytest
@@ -13,7 +13,7 @@ from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.operators.devrev import ListSessionsOperator, write_json_lines
 
 VERSION = "com.example.app@1.0.0"
-DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
 LIST = "/observability.sessions.list"
 
 pytestmark = pytest.mark.devrev_simulator(seed_data=False, page_size=7)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -133,7 +133,7 @@ def render(exitstatus: int) -> str:
     faulted = [row for row in ROWS if row.fault != "none"]
     ours = [(where, hits) for where, hits, mine in TOKEN_CHECKS if mine]
     lines = [
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Airflow {airflow.__version__}, "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Airflow {airflow.__version__}, "
         f"Python {platform.python_version()}, pytest exit status {exitstatus}. Every row is one real Airflow run "
         "(`dag.test()`) against the DevRev simulator over HTTP on 127.0.0.1; waits run on a fake clock.",
         "",

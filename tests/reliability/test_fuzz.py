@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -127,7 +127,7 @@ def test_invalid_input_is_rejected_before_any_request_naming_the_field(conn, fie
 
 
 def _retry_after_values():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return st.one_of(
         st.floats(allow_nan=True, allow_infinity=True).map(str),
         st.integers(min_value=-(10**12), max_value=10**12).map(str),

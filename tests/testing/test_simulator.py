@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -210,7 +210,7 @@ def test_rate_limit_fault_seconds_header(sim: DevRevSimulator) -> None:
 
 def test_rate_limit_fault_http_date_header(sim: DevRevSimulator) -> None:
     sim.add_fault("rate_limit", retry_after=120, header="http-date")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     response = get(sim, SELF)
     when = email.utils.parsedate_to_datetime(response.headers["Retry-After"])
     assert response.headers["Retry-After"].endswith(" GMT")
@@ -610,7 +610,7 @@ def test_url_before_start_and_default_token() -> None:
 
 
 def test_paging_through_a_thousand_sessions() -> None:
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     with DevRevSimulator(seed_data=False, page_size=7) as sim:
         for index in range(1_000):
             # Many equal timestamps, so the session_id tie-break matters.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,7 @@ def test_parse_reads_every_option_and_skips_blank_and_comment_lines() -> None:
     assert entries[0].visible_after_requests is None
     assert entries[0].visible_at is None
     assert entries[1].visible_after_requests == 3
-    nine_utc = datetime(2030, 1, 1, 9, tzinfo=timezone.utc)
+    nine_utc = datetime(2030, 1, 1, 9, tzinfo=UTC)
     assert [e.visible_at for e in entries[2:]] == [nine_utc, nine_utc, nine_utc]
 
 
@@ -230,7 +230,7 @@ def test_cli_serves_the_sample_file_over_http(serve: Any) -> None:
 
 
 def test_cli_session_appears_at_the_nth_lookup_and_at_its_time(serve: Any, tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sessions_file = tmp_path / "sessions.jsonl"
     sessions_file.write_text(
         "\n".join(

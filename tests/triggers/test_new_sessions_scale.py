@@ -11,7 +11,7 @@ import math
 import os
 import random
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -43,7 +43,7 @@ def uuid_like(rng: random.Random) -> str:
 
 def upload(sim, session_id: str, created: float) -> None:
     """A minimal contract-valid android crash session, visible from now."""
-    created_at = datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    created_at = datetime.fromtimestamp(created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     session = {"type": "mobile", "session_id": session_id, "platform": "android", "created_at": created_at}
     sim.add_session({**session, "is_crash": True}, version_key=SEED_VERSION_KEY)
 

@@ -20,7 +20,7 @@ import importlib.metadata
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -164,7 +164,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 def at(seconds_ago: float, driver: Driver) -> datetime:
     """The fake clock's now minus ``seconds_ago``, as a created_at."""
-    return datetime.fromtimestamp(driver.now - seconds_ago, tz=timezone.utc)
+    return datetime.fromtimestamp(driver.now - seconds_ago, tz=UTC)
 
 
 def add(sim, driver: Driver, session_id: str, *, age: float = 60.0, version_key: str = SEED_VERSION_KEY, **fields):
@@ -198,7 +198,7 @@ def ids(events: list[dict[str, Any]]) -> list[str]:
 
 def seeded_crashes_in_lookback(now: float, lookback: float = DAY) -> set[str]:
     """The seeded android crash sessions of SEED_VERSION_KEY created at or after ``now - lookback``."""
-    after = datetime.fromtimestamp(now - lookback, tz=timezone.utc)
+    after = datetime.fromtimestamp(now - lookback, tz=UTC)
     return {
         session["session_id"]
         for version_key, session in seed_sessions(0)
@@ -583,7 +583,7 @@ def test_a_longer_lookback_after_a_restart_does_not_fire_old_sessions(sim, drive
         assert "while-down" in store.saved_ids(wider.state_key)
         # Never listed again: the watch lists nothing below its saved floor, however far back it may look.
         assert ids(driver.events) == ["while-down"]
-        floor = datetime.fromtimestamp(T0 - DAY, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        floor = datetime.fromtimestamp(T0 - DAY, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert [r.body["created_at"]["after"] >= floor for r in list_requests(sim)[1:]] == [True] * 3
         await driver.stop()
 

@@ -219,7 +219,7 @@ async def _send_once(
             no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
             err,
         )
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as err:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as err:
         failure, cause = no_response_error(request, settings.base_url, timeout=settings.read_timeout), err
     except aiohttp.ClientConnectorCertificateError as err:
         reason = getattr(err.certificate_error, "verify_message", None) or str(err.certificate_error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
@@ -138,7 +138,7 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
     """
 
     #: The current time; tests replace it with the clock their simulator runs on.
-    clock: Callable[[], datetime] = staticmethod(lambda: datetime.now(timezone.utc))
+    clock: Callable[[], datetime] = staticmethod(lambda: datetime.now(UTC))
 
     template_fields: Sequence[str] = (
         "platform",

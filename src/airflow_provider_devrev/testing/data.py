@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 DEFAULT_TOKEN: Final = "devrev-simulator-token-0123456789abcdef"
@@ -45,7 +45,7 @@ SEED_ANDROID_SESSION_ID: Final = "sim-android-crash-0001"
 SEED_IOS_SESSION_ID: Final = "sim-ios-ragetap-0001"
 SEED_WEB_SESSION_ID: Final = "sim-web-errors-0001"
 
-SEED_EPOCH: Final = datetime(2025, 6, 2, 9, 0, tzinfo=timezone.utc)
+SEED_EPOCH: Final = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 
 PLATFORMS: Final = ("android", "ios", "web")
 MOBILE_PLATFORMS: Final = ("android", "ios")
@@ -96,8 +96,8 @@ def isoformat_ms(moment: datetime) -> str:
     :param moment: an aware datetime (naive ones are taken as UTC).
     """
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -109,7 +109,7 @@ def parse_datetime(value: str) -> datetime:
     """
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -117,7 +117,7 @@ def _timestamp(created_at: datetime | str | None) -> str:
     # A string is taken as given, so tests can set exact (or deliberately odd) timestamps.
     if isinstance(created_at, str):
         return created_at
-    return isoformat_ms(created_at or datetime.now(timezone.utc))
+    return isoformat_ms(created_at or datetime.now(UTC))
 
 
 def _random_id(rng: random.Random) -> str:

@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.protocol import Reply, json_reply
@@ -192,7 +192,7 @@ def too_many_requests(retry_after: float, *, header: str | None, body_retry_afte
         headers = (("Retry-After", format_seconds(retry_after)),)
     elif header == "http-date":
         # HTTP dates have whole-second resolution: round up so a client never retries too early.
-        when = datetime.fromtimestamp(math.ceil(time.time() + retry_after), timezone.utc)
+        when = datetime.fromtimestamp(math.ceil(time.time() + retry_after), UTC)
         headers = (("Retry-After", email.utils.format_datetime(when, usegmt=True)),)
     return json_reply(429, body, headers)
 

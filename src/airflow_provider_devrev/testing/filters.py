@@ -21,7 +21,7 @@ Semantics chosen where the contract is silent:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_provider_devrev.testing.data import parse_datetime
@@ -136,7 +136,7 @@ def _date_range(params: Params) -> tuple[float | None, float | None]:
     days = params.integer("days", minimum=0)
     if days is None:
         raise bad_request("missing_required_field", "date preset needs 'days'", field_name=params.prefix + "days")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     span = timedelta(days=days)
     if preset == "last_n_days":
         return (now - span).timestamp(), now.timestamp()

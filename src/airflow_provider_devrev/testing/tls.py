@@ -45,7 +45,7 @@ class ThrowawayTLS:
         ca = trustme.CA(organization_name="DevRev simulator throw-away CA")
         names = ["wrong-host.invalid"] if certificate == "wrong_host" else ["127.0.0.1", "localhost", "::1"]
         if certificate == "expired":
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             server = ca.issue_cert(
                 *names, not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1)
             )

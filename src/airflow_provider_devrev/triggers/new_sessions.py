@@ -11,7 +11,7 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import TriggerEvent
@@ -389,7 +389,7 @@ class _PendingSaves:
 def _created_micros(session: Mapping[str, Any], now: float) -> int:
     # A session without a readable created_at (the contract requires one) counts as created now.
     created = created_at_of(session)
-    return to_micros(created if created is not None else datetime.fromtimestamp(now, tz=timezone.utc))
+    return to_micros(created if created is not None else datetime.fromtimestamp(now, tz=UTC))
 
 
 def _state_store(trigger: Any) -> Any:
