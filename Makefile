@@ -7,14 +7,22 @@
 PYTHON ?= python3
 LEGS ?= 2.11.2 3.0.6 3.3.2
 BIN := .venv/bin
+# .venv is the 3.3.2 leg's virtualenv: whatever is added to it is held to that leg's lock (scripts/legs.py).
+LOCKED := PIP_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install dist demo demo-export demo-events demo-cluster test test-one lint docs docs-screenshots reliability bench bench-full clean
+.PHONY: install lock dist demo demo-export demo-events demo-cluster test test-one lint docs docs-screenshots reliability bench bench-full clean
 
 # An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
 install:
 	$(PYTHON) scripts/test_legs.py --install-only 3.3.2
+
+# Refreshes ci/legs/*.lock and ci/dist-tools.lock deliberately: each leg resolved afresh on its own Python, Airflow's
+# CLI smoke run on it, the lock rewritten only if the smoke passed. Then run make test before committing them.
+# `make lock LOCK_LEGS=3.0.6` refreshes one leg.
+lock:
+	$(PYTHON) scripts/lock_legs.py $(LOCK_LEGS)
 
 # dist/*.tar.gz and dist/*.whl (the wheel built from the sdist), both checked with twine check --strict.
 dist:
@@ -55,7 +63,7 @@ lint: install
 # The documentation site (mkdocs.yml) into site/, warnings as errors: a broken link or anchor, a page missing
 # from the nav, an included example file or an API reference that no longer exists fails the build.
 docs: install
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[docs]"
+	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[docs]"
 	$(BIN)/mkdocs build --strict
 
 # Regenerates docs/reliability.md from a real run of the reliability and deployment tests.
@@ -79,11 +87,11 @@ docs-screenshots: install
 # machine) plus every other benchmark (about 30 minutes on 2 cores); bench-full: also HttpSensorTrigger and a
 # py-spy profile at 2,000 waits x 2 s. `python -m bench --only export,bulk` runs the last two alone (~4 min).
 bench: install
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python -m bench --sizes 1000,2000,10000 --poll-intervals 2,5 --contenders devrev,minimal --runs 3 $(BENCH_ARGS)
 
 bench-full: install
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:

@@ -1,26 +1,30 @@
 """
-Build the sdist and wheel once, then run the whole test suite against that wheel once per supported Airflow
-version, each in its own virtualenv and Airflow home.
+Build the sdist and wheel once, then run Airflow's CLI smoke and the whole test suite against that wheel once per
+supported Airflow version, each in its own virtualenv on its own Python (the leg table is ``scripts/legs.py``).
 
     python scripts/test_legs.py 2.11.2 3.0.6 3.3.2
     python scripts/test_legs.py --dist-only                # build and check dist/ (make dist)
     python scripts/test_legs.py --install-only 3.3.2       # the editable virtualenv of make demo / test-one
 
 The build is ``python -m build``: the sdist first, then the wheel built *from the sdist* (so an sdist that
-cannot build a complete wheel fails here), both checked with ``twine check --strict``. For each version,
-``ci/legs/airflow-<version>.txt`` says what to install: Airflow first, then the provider's wheel on top (with
-its ``dev`` extra), and the script checks that installing the provider left Airflow's version alone. pytest
-then runs with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it
-imports is that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
-``sys.path``). Each leg's pytest summary, the provider it imported and its wall time are printed in a table at
-the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target) also runs the
-real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
+cannot build a complete wheel fails here), both checked with ``twine check --strict``; the build tools and the
+build's own setuptools come from ``ci/dist-tools.lock``. For each version, ``ci/legs/airflow-<version>.txt`` says
+what to install and ``ci/legs/airflow-<version>.lock`` pins the whole environment (pip constraints): Airflow
+first, then the provider's wheel on top (with its ``dev`` extra). The script checks that installing the provider
+left Airflow's version alone and that nothing outside the lock was installed, then runs Airflow's own CLI
+(``scripts/leg_smoke.py``: ``airflow connections test`` with a Fernet key, ``airflow dags test``), then pytest
+with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it imports is
+that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
+``sys.path``). Each leg's Python, smoke, pytest summary, the provider it imported and its wall time are printed
+in a table at the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target)
+also runs the real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
 ``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as root; otherwise it says
 what to install and the leg fails).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -30,36 +34,42 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from legs import (
+    DIST_LOCK,
+    DIST_TOOLS,
+    PIP_QUIET,
+    REPO,
+    Leg,
+    leg,
+    locked_env,
+    make_venv,
+    outside_lock,
+    python_label,
+    run,
+    smoke,
+)
+
 DIST = REPO / "dist"
-DIST_TOOLS = REPO / "ci" / "dist-tools.txt"
 DIST_VENV = REPO / ".venv-dist"
 #: Each leg's whole pytest output (the console shows its tail); ignored by git.
 LOGS = REPO / ".test-logs"
 SYSTEM_DEPS = REPO / "scripts" / "system_deps.sh"
-DEFAULT_VENV_VERSION = "3.3.2"  # `.venv`, shared with `make demo`
 EDITABLE = "editable"
-PIP_QUIET = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-
-
-def venv_for(version: str) -> Path:
-    return REPO / (".venv" if version == DEFAULT_VENV_VERSION else f".venv-{version}")
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, text=True, check=False, **kwargs)  # type: ignore[call-overload]
 
 
 def build_dist() -> tuple[Path, str | None]:
     """Build ``dist/`` afresh and check it; return the wheel and an error message, or None."""
     python = DIST_VENV / "bin" / "python"
-    if not python.exists() and run([sys.executable, "-m", "venv", str(DIST_VENV)]).returncode != 0:
+    env = locked_env(DIST_LOCK)
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if make_venv(DIST_VENV, minor):
         return Path(), "could not create the build virtualenv"
-    if run([str(python), *PIP_QUIET, "-r", str(DIST_TOOLS)]).returncode != 0:
-        return Path(), f"could not install {DIST_TOOLS.name}"
+    if run([str(python), *PIP_QUIET, "-r", str(DIST_TOOLS)], env=env).returncode != 0:
+        return Path(), f"could not install {DIST_TOOLS.name} under {DIST_LOCK.name}"
     shutil.rmtree(DIST, ignore_errors=True)
     # No --sdist/--wheel: build makes the sdist, unpacks it and builds the wheel from that.
-    if run([str(python), "-m", "build", "--outdir", str(DIST), str(REPO)], stdout=subprocess.DEVNULL).returncode:
+    built = run([str(python), "-m", "build", "--outdir", str(DIST), str(REPO)], stdout=subprocess.DEVNULL, env=env)
+    if built.returncode:
         return Path(), "python -m build failed"
     wheels, sdists = sorted(DIST.glob("*.whl")), sorted(DIST.glob("*.tar.gz"))
     if len(wheels) != 1 or len(sdists) != 1:
@@ -70,23 +80,30 @@ def build_dist() -> tuple[Path, str | None]:
     return wheels[0], None
 
 
+def fingerprint(one: Leg, mode: str) -> str:
+    """What an install depends on: when none of it changed, the leg's virtualenv is reused as it is."""
+    digest = hashlib.sha256(f"{one.python}\n{mode}\n".encode())
+    for path in (one.requirements, one.lock, REPO / "setup.cfg"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def install(version: str, wheel: Path | None = None) -> str | None:
-    """Create the leg's virtualenv if needed and install the provider into it: the given wheel, or (None) an
-    editable install of this tree. Return an error message, or None."""
-    venv = venv_for(version)
-    requirements = REPO / "ci" / "legs" / f"airflow-{version}.txt"
-    stamp = venv / f".installed-{version}"
-    mode = str(wheel) if wheel else EDITABLE
-    fresh = stamp.exists() and stamp.stat().st_mtime >= max(
-        requirements.stat().st_mtime, (REPO / "setup.cfg").stat().st_mtime
-    )
-    if fresh and wheel is None and stamp.read_text() == EDITABLE:
+    """Create the leg's virtualenv if needed and install the provider into it under the leg's lock: the given
+    wheel, or (None) an editable install of this tree. Return an error message, or None."""
+    one = leg(version)
+    venv = one.venv
+    stamp = venv / ".installed"
+    mode = f"wheel {wheel.name}" if wheel else EDITABLE
+    error = make_venv(venv, one.python)
+    if error:
+        return error
+    if stamp.exists() and stamp.read_text() == fingerprint(one, mode) and wheel is None:
         return None
+    env = locked_env(one.lock)
     pip = [str(venv / "bin" / "python"), *PIP_QUIET]
-    if not venv.exists() and run([sys.executable, "-m", "venv", str(venv)]).returncode != 0:
-        return "could not create the virtualenv"
-    if not fresh and run([*pip, "-r", str(requirements)]).returncode != 0:
-        return f"could not install {requirements.name}"
+    if run([*pip, "-r", str(one.requirements)], env=env).returncode != 0:
+        return f"could not install {one.requirements.name} under {one.lock.name}"
     before = airflow_version(venv)
     if wheel is None:
         steps = [[*pip, "-e", f"{REPO}[dev]"]]
@@ -94,12 +111,15 @@ def install(version: str, wheel: Path | None = None) -> str | None:
         # The extra's dependencies first, then the wheel itself over whatever provider was there (an editable
         # install of the same version would otherwise count as "already satisfied").
         steps = [[*pip, f"{wheel}[dev]"], [*pip, "--no-deps", "--force-reinstall", str(wheel)]]
-    if any(run(step).returncode != 0 for step in steps):
+    if any(run(step, env=env).returncode != 0 for step in steps):
         return "could not install the provider"
     after = airflow_version(venv)
     if before != after:
         return f"installing the provider changed Airflow from {before} to {after}"
-    stamp.write_text(mode)
+    stray = outside_lock(venv, one.lock)
+    if stray:
+        return f"installed outside {one.lock.name}: {', '.join(stray)}"
+    stamp.write_text(fingerprint(one, mode))
     return None
 
 
@@ -125,16 +145,43 @@ def imported_provider(venv: Path) -> str:
     return f"{source}, in {where}"
 
 
-def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
-    started = time.monotonic()
+class Result:
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.python = "?"
+        self.smoke = "not run"
+        self.summary = ""
+        self.provider = ""
+        self.ok = False
+        self.started = time.monotonic()
+        self.seconds = 0.0
+
+
+def run_leg(version: str, wheel: Path) -> Result:
+    result = Result(version)
+    try:
+        return _run_leg(result, wheel)
+    finally:
+        result.seconds = time.monotonic() - result.started
+
+
+def _run_leg(result: Result, wheel: Path) -> Result:
+    version = result.version
     error = install(version, wheel) or (system_servers() if runs_deployment(version) else None)
+    venv = leg(version).venv
+    result.python = python_label(venv)
     if error:
-        return False, error, "", time.monotonic() - started
-    venv = venv_for(version)
+        result.summary = error
+        return result
+    print(f"\n===== Airflow {version} on Python {result.python}: Airflow's CLI smoke", flush=True)
+    passed, output = smoke(venv)
+    print(output[-6000:], flush=True)
+    result.smoke = "pass" if passed else "FAIL"
     args = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
     if not runs_deployment(version):
         args += ["-m", "not deployment"]
-    print(f"\n===== Airflow {version}: {' '.join(args[2:])} (against {wheel.name})", flush=True)
+    heading = f"Airflow {version} on Python {result.python}: {' '.join(args[2:])} (against {wheel.name})"
+    print(f"\n===== {heading}", flush=True)
     env = {**os.environ, "DEVREV_TEST_WHEEL": str(wheel), "DEVREV_TEST_SDIST": str(sdist_of(wheel))}
     done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     LOGS.mkdir(exist_ok=True)
@@ -143,7 +190,7 @@ def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
     # A failed leg shows more of its output: the failures section is what CI's log must keep.
     print(done.stdout[-6000 if done.returncode == 0 else -40000 :], flush=True)
     print(f"(the whole output of this leg: {log.relative_to(REPO)})", flush=True)
-    summary = next(
+    result.summary = next(
         (
             line.strip("= !")
             for line in reversed(done.stdout.splitlines())
@@ -151,8 +198,10 @@ def run_leg(version: str, wheel: Path) -> tuple[bool, str, str, float]:
         ),
         "no summary line",
     )
+    result.provider = imported_provider(venv)
     # pytest's exit status 5 means no test ran: that is a failure too.
-    return done.returncode == 0, summary, imported_provider(venv), time.monotonic() - started
+    result.ok = passed and done.returncode == 0
+    return result
 
 
 def runs_deployment(version: str) -> bool:
@@ -183,13 +232,16 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--dist-only"]:
         return 0
     built = time.monotonic() - started
-    results = [(version, *run_leg(version, wheel)) for version in argv]
-    print(f"\nsdist and wheel built and checked in {built:.0f} s")
-    print("\n| Airflow | result | pytest summary | provider under test | wall time (install + tests) |")
-    print("|---|---|---|---|---|")
-    for version, ok, summary, provider, seconds in results:
-        print(f"| {version} | {'pass' if ok else 'FAIL'} | {summary} | {provider} | {seconds:.0f} s |")
-    return 0 if all(ok for _, ok, _, _, _ in results) else 1
+    results = [run_leg(version, wheel) for version in argv]
+    print(f"\nsdist and wheel built and checked in {built:.0f} s; a leg's wall time is its install, smoke and tests")
+    print("\n| Airflow | Python | result | CLI smoke | pytest summary | provider under test | wall time |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.version} | {r.python} | {'pass' if r.ok else 'FAIL'} | {r.smoke} | {r.summary} | {r.provider} "
+            f"| {r.seconds:.0f} s |"
+        )
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":
