@@ -7,8 +7,9 @@
 PYTHON ?= python3
 LEGS ?= 2.11.2 3.0.6 3.3.2
 BIN := .venv/bin
-# .venv is the 3.3.2 leg's virtualenv: whatever is added to it is held to that leg's lock (scripts/legs.py).
-LOCKED := PIP_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock
+# .venv is the 3.3.2 leg's virtualenv (Python 3.13), with every extra (dev, docs, bench) installed from that leg's
+# lock (scripts/legs.py); a build a test starts in it (tests/test_distribution.py) is held to the lock too.
+LOCKED := PIP_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock PIP_BUILD_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
@@ -53,7 +54,7 @@ test:
 
 # The whole suite on Airflow 3.3.2 only: the quick loop while developing.
 test-one: install
-	$(BIN)/python -m pytest
+	$(LOCKED) $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -63,7 +64,6 @@ lint: install
 # The documentation site (mkdocs.yml) into site/, warnings as errors: a broken link or anchor, a page missing
 # from the nav, an included example file or an API reference that no longer exists fails the build.
 docs: install
-	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[docs]"
 	$(BIN)/mkdocs build --strict
 
 # Regenerates docs/reliability.md from a real run of the reliability and deployment tests.
@@ -87,11 +87,9 @@ docs-screenshots: install
 # machine) plus every other benchmark (about 30 minutes on 2 cores); bench-full: also HttpSensorTrigger and a
 # py-spy profile at 2,000 waits x 2 s. `python -m bench --only export,bulk` runs the last two alone (~4 min).
 bench: install
-	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python -m bench --sizes 1000,2000,10000 --poll-intervals 2,5 --contenders devrev,minimal --runs 3 $(BENCH_ARGS)
 
 bench-full: install
-	$(LOCKED) $(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
 
 clean:

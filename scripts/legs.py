@@ -27,8 +27,11 @@ DIST_TOOLS = REPO / "ci" / "dist-tools.txt"
 DIST_LOCK = REPO / "ci" / "dist-tools.lock"
 SMOKE = REPO / "scripts" / "leg_smoke.py"
 PIP_QUIET = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-#: Installed by the Python itself or for building: not in ``pip freeze`` alike on every Python, so not compared.
-UNLOCKED = {"pip", "setuptools", "wheel", "distribute", "airflow-provider-devrev"}
+#: Not compared with a lock: pip is the one the leg's Python brings, and the provider is what is under test.
+UNLOCKED = {"pip", "airflow-provider-devrev"}
+#: Installed into every locked virtualenv at the lock's versions: the locks were resolved with them present (the
+#: provider's build needs them), and a Python 3.11 virtualenv starts with an older setuptools of its own.
+BUILD_TOOLS = ["setuptools", "wheel"]
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,10 @@ class Leg:
 
 
 # Both ends of what setup.cfg declares are tested without a fourth leg: the oldest Airflow on the oldest Python
-# we declare, the current Airflow on the newest Python it supports, the 3.0 line in between.
+# we declare, the current Airflow on the newest (3.13, also the newest this machine's pyenv has), 3.0 in between.
 LEGS = {
-    leg.airflow: leg
-    for leg in (
+    each.airflow: each
+    for each in (
         Leg("2.11.2", "3.11"),
         Leg("3.0.6", "3.12"),
         Leg("3.3.2", "3.13", extras="dev,docs,bench"),
@@ -125,8 +128,13 @@ def make_venv(venv: Path, minor: str) -> str | None:
 
 
 def locked_env(lock: Path) -> dict[str, str]:
-    """The environment for pip under a lock: constraints that build isolation obeys too."""
-    return {**os.environ, "PIP_CONSTRAINT": str(lock)}
+    """The environment for pip under a lock: constraints that build isolation obeys too.
+
+    The pips the legs run (the ones their Pythons bring, 23.2 and 24.2) apply ``PIP_CONSTRAINT`` to isolated
+    build environments too; pip 25.3 deprecated that in favour of ``PIP_BUILD_CONSTRAINT``, which older pips
+    ignore. Both are set, so the pip of a newer Python keeps the builds locked as well.
+    """
+    return {**os.environ, "PIP_CONSTRAINT": str(lock), "PIP_BUILD_CONSTRAINT": str(lock)}
 
 
 def canonical(name: str) -> str:
@@ -145,17 +153,25 @@ def read_lock(lock: Path) -> dict[str, str]:
 
 
 def frozen(venv: Path) -> dict[str, str]:
-    """``{canonical name: version}`` of what a virtualenv holds, as ``pip freeze`` lists it."""
+    """``{canonical name: version}`` of what a virtualenv holds, as ``pip freeze`` lists it.
+
+    A package installed from a URL (``name @ url``) gets the URL as its version, which no lock line matches.
+    """
     done = run(
         [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
         capture_output=True,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"pip freeze failed in {venv}: {done.stderr.strip()[-2000:]}")
     pins = {}
     for line in done.stdout.splitlines():
-        name, sep, version = line.partition("==")
         # An editable install is listed as a comment and a `-e` line, never as name==version.
-        if sep and not line.startswith(("#", "-")):
-            pins[canonical(name)] = version.strip()
+        if line.startswith(("#", "-")) or not line.strip():
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            name, _, version = line.partition(" @ ")
+        pins[canonical(name.strip())] = version.strip()
     return pins
 
 
@@ -170,10 +186,15 @@ def outside_lock(venv: Path, lock: Path) -> list[str]:
 
 
 def smoke(venv: Path) -> tuple[bool, str]:
-    """Airflow's own CLI on this leg (scripts/leg_smoke.py): passed, and its last lines."""
-    done = run([str(venv / "bin" / "python"), str(SMOKE)], capture_output=True, cwd=REPO, timeout=900)
-    output = (done.stdout + done.stderr).strip()
-    return done.returncode == 0, output
+    """Airflow's own CLI on this leg (scripts/leg_smoke.py): passed, and its output.
+
+    The smoke bounds each of its commands itself (``leg_smoke.STEP_TIMEOUT``); this bound is the backstop.
+    """
+    try:
+        done = run([str(venv / "bin" / "python"), str(SMOKE)], capture_output=True, cwd=REPO, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return False, "the CLI smoke did not finish within 1,800 s"
+    return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 
 def pin_summary(venv: Path, names: tuple[str, ...] = ("cryptography", "pydantic", "fastapi", "cadwyn")) -> str:

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from legs import (
+    BUILD_TOOLS,
     DIST_LOCK,
     DIST_TOOLS,
     LEGS,
@@ -54,7 +55,7 @@ def resolve(venv: Path, python: str, *requirements: str) -> str | None:
     env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
     pip = [str(venv / "bin" / "python"), *PIP_QUIET]
     # setuptools and wheel are locked too: the provider's isolated build environment installs them.
-    for step in (["--upgrade", "setuptools", "wheel"], list(requirements)):
+    for step in (["--upgrade", *BUILD_TOOLS], list(requirements)):
         if run([*pip, *step], env=env).returncode != 0:
             return f"pip could not install {' '.join(step)}"
     return None
@@ -96,8 +97,9 @@ def lock_dist_tools(today: str) -> bool:
         print(f"build tools: {error}; {DIST_LOCK.name} is unchanged", file=sys.stderr)
         return False
     header = (
-        f"# The build tools of `make dist` (and of make test's first step), as `make lock` resolved them on {today}\n"
-        f"# from {DIST_TOOLS.name}; setuptools and wheel are what the isolated build of the sdist and wheel uses.\n"
+        f"# The build tools of `make dist` (and of make test's first step) as `make lock` resolved them on {today}\n"
+        f"# from {DIST_TOOLS.name} on Python {python}; setuptools and wheel are what the isolated build of the\n"
+        "# sdist and wheel uses. scripts/test_legs.py installs them with this file as constraints and checks them.\n"
     )
     DIST_LOCK.write_text(freeze(venv, header))
     print(f"wrote {DIST_LOCK.relative_to(REPO)}")

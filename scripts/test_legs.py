@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from legs import (
+    BUILD_TOOLS,
     DIST_LOCK,
     DIST_TOOLS,
     PIP_QUIET,
@@ -62,10 +63,18 @@ def build_dist() -> tuple[Path, str | None]:
     python = DIST_VENV / "bin" / "python"
     env = locked_env(DIST_LOCK)
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    stamp = DIST_VENV / ".installed"
+    made_from = hashlib.sha256(minor.encode() + DIST_TOOLS.read_bytes() + DIST_LOCK.read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != made_from:
+        shutil.rmtree(DIST_VENV, ignore_errors=True)
     if make_venv(DIST_VENV, minor):
         return Path(), "could not create the build virtualenv"
-    if run([str(python), *PIP_QUIET, "-r", str(DIST_TOOLS)], env=env).returncode != 0:
+    if run([str(python), *PIP_QUIET, "-r", str(DIST_TOOLS), *BUILD_TOOLS], env=env).returncode != 0:
         return Path(), f"could not install {DIST_TOOLS.name} under {DIST_LOCK.name}"
+    stray = outside_lock(DIST_VENV, DIST_LOCK)
+    if stray:
+        return Path(), f"installed outside {DIST_LOCK.name}: {', '.join(stray)}"
+    stamp.write_text(made_from)
     shutil.rmtree(DIST, ignore_errors=True)
     # No --sdist/--wheel: build makes the sdist, unpacks it and builds the wheel from that.
     built = run([str(python), "-m", "build", "--outdir", str(DIST), str(REPO)], stdout=subprocess.DEVNULL, env=env)
@@ -80,9 +89,10 @@ def build_dist() -> tuple[Path, str | None]:
     return wheels[0], None
 
 
-def fingerprint(one: Leg, mode: str) -> str:
-    """What an install depends on: when none of it changed, the leg's virtualenv is reused as it is."""
-    digest = hashlib.sha256(f"{one.python}\n{mode}\n".encode())
+def fingerprint(one: Leg) -> str:
+    """What a leg's environment is made from: when any of it changes, the virtualenv is made anew (a package the
+    new lock drops must not stay behind)."""
+    digest = hashlib.sha256(f"{one.python}\n{one.extras}\n".encode())
     for path in (one.requirements, one.lock, REPO / "setup.cfg"):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -94,23 +104,29 @@ def install(version: str, wheel: Path | None = None) -> str | None:
     one = leg(version)
     venv = one.venv
     stamp = venv / ".installed"
-    mode = f"wheel {wheel.name}" if wheel else EDITABLE
+    made_from = fingerprint(one)
+    installed = stamp.read_text().split("\n") if stamp.exists() else []
+    if installed[:1] != [made_from]:
+        shutil.rmtree(venv, ignore_errors=True)
+    elif installed[1:] == [EDITABLE] and wheel is None:
+        return None
     error = make_venv(venv, one.python)
     if error:
         return error
-    if stamp.exists() and stamp.read_text() == fingerprint(one, mode) and wheel is None:
-        return None
+    # Whatever fails below leaves no stamp: the next make demo or make lint installs again.
+    stamp.unlink(missing_ok=True)
     env = locked_env(one.lock)
     pip = [str(venv / "bin" / "python"), *PIP_QUIET]
-    if run([*pip, "-r", str(one.requirements)], env=env).returncode != 0:
+    if run([*pip, "-r", str(one.requirements), *BUILD_TOOLS], env=env).returncode != 0:
         return f"could not install {one.requirements.name} under {one.lock.name}"
     before = airflow_version(venv)
+    # Every extra the lock holds, so that what make docs and make bench use in .venv is checked against it too.
     if wheel is None:
-        steps = [[*pip, "-e", f"{REPO}[dev]"]]
+        steps = [[*pip, "-e", f"{REPO}[{one.extras}]"]]
     else:
-        # The extra's dependencies first, then the wheel itself over whatever provider was there (an editable
+        # The extras' dependencies first, then the wheel itself over whatever provider was there (an editable
         # install of the same version would otherwise count as "already satisfied").
-        steps = [[*pip, f"{wheel}[dev]"], [*pip, "--no-deps", "--force-reinstall", str(wheel)]]
+        steps = [[*pip, f"{wheel}[{one.extras}]"], [*pip, "--no-deps", "--force-reinstall", str(wheel)]]
     if any(run(step, env=env).returncode != 0 for step in steps):
         return "could not install the provider"
     after = airflow_version(venv)
@@ -119,7 +135,7 @@ def install(version: str, wheel: Path | None = None) -> str | None:
     stray = outside_lock(venv, one.lock)
     if stray:
         return f"installed outside {one.lock.name}: {', '.join(stray)}"
-    stamp.write_text(fingerprint(one, mode))
+    stamp.write_text(f"{made_from}\n{EDITABLE if wheel is None else wheel.name}")
     return None
 
 
