@@ -41,6 +41,9 @@ from airflow_provider_devrev.operators.devrev import ListSessionsOperator
 
 EXPORT_BASE = os.environ.get("DEVREV_EXPORT_BASE", "file:///tmp/airflow-devrev-exports").rstrip("/")
 VERSION_KEY = "com.acme.shop@5.2.0"
+# Seconds; a deployment test that unpauses this DAG sets it to 0: the run the scheduler makes at once, for
+# yesterday, would otherwise wait until 02:00 UTC whenever the test runs between midnight and two.
+SETTLE = timedelta(seconds=float(os.environ.get("DEVREV_EXAMPLE_EXPORT_SETTLE", "7200")))
 
 with DAG(
     dag_id="example_devrev_crash_export",
@@ -61,7 +64,7 @@ with DAG(
             filters={"is_crash": True},
             output_path=EXPORT_BASE + "/{{ data_interval_start | ds }}/" + platform + "-crash-sessions.jsonl",
             # Late uploads: list the day at 02:00, waiting on the triggerer rather than in a worker slot.
-            settle=timedelta(hours=2),
+            settle=SETTLE,
             deferrable=True,
         )
         for platform in ("android", "ios")

@@ -139,6 +139,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, sim: DevRevSimulator) -> I
         "DEVREV_CLUSTER_QUEUES": json.dumps(QUEUES),
         "DEVREV_EXPORT_BASE": EXPORT_BASE,
         "DEVREV_EXAMPLE_TRIAGE_REPORTS": TRIAGE_REPORTS,
+        # Unpausing the export DAG makes a run for yesterday at once; with the example's two-hour settle, that
+        # run would wait until 02:00 UTC between midnight and two, and the export scenario would time out waiting
+        # for it (seen at 01:39 UTC). Without the wait, it finishes at once at any hour, as the scenario expects.
+        "DEVREV_EXAMPLE_EXPORT_SETTLE": "0",
         **triage_env(WATCH_INTERVAL),
     }
     home = tmp_path_factory.mktemp("cluster") / "airflow"
