@@ -40,8 +40,8 @@ class Leg:
 
     airflow: str
     python: str
-    #: The provider's extras the lock resolves: the 3.3 leg's virtualenv is also ``.venv``, where make docs and
-    #: make bench add theirs, so its lock holds the docs and bench tools too.
+    #: The provider's extras the lock resolves and every install of the leg installs: the 3.3 leg's virtualenv is
+    #: also ``.venv``, where make docs and make bench run, so it holds the docs and bench tools too.
     extras: str = "dev"
 
     @property

@@ -28,6 +28,7 @@ from legs import (
     LEGS,
     PIP_QUIET,
     REPO,
+    UNLOCKED,
     Leg,
     frozen,
     leg,
@@ -39,20 +40,18 @@ from legs import (
 )
 
 
-def freeze(venv: Path, header: str) -> str:
-    pins = frozen(venv)
-    lines = [
-        f"{name}=={version}" for name, version in sorted(pins.items()) if name not in {"pip", "airflow-provider-devrev"}
-    ]
-    return header + "\n".join(lines) + "\n"
+def write_lock(venv: Path, lock: Path, header: str) -> None:
+    pins = {name: version for name, version in frozen(venv).items() if name not in UNLOCKED}
+    lock.write_text(header + "".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
+    print(f"wrote {lock.relative_to(REPO)} ({len(pins)} packages)")
 
 
 def resolve(venv: Path, python: str, *requirements: str) -> str | None:
     error = make_venv(venv, python)
     if error:
         return error
-    # pip resolves afresh here: a PIP_CONSTRAINT left in the environment would only re-read the old lock.
-    env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
+    # pip resolves afresh here: a constraint left in the environment would only re-read the old lock.
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PIP_BUILD_CONSTRAINT")}
     pip = [str(venv / "bin" / "python"), *PIP_QUIET]
     # setuptools and wheel are locked too: the provider's isolated build environment installs them.
     for step in (["--upgrade", *BUILD_TOOLS], list(requirements)):
@@ -81,8 +80,7 @@ def lock_leg(one: Leg, today: str) -> bool:
         "# passing (scripts/leg_smoke.py). Every install of this leg uses it as pip constraints (scripts/legs.py).\n"
         "# Never edited by hand: pin in the .txt beside it with the reason, then `make lock`, then `make test`.\n"
     )
-    one.lock.write_text(freeze(venv, header))
-    print(f"wrote {one.lock.relative_to(REPO)} ({len(frozen(venv))} packages)")
+    write_lock(venv, one.lock, header)
     shutil.rmtree(venv, ignore_errors=True)
     return True
 
@@ -101,8 +99,7 @@ def lock_dist_tools(today: str) -> bool:
         f"# from {DIST_TOOLS.name} on Python {python}; setuptools and wheel are what the isolated build of the\n"
         "# sdist and wheel uses. scripts/test_legs.py installs them with this file as constraints and checks them.\n"
     )
-    DIST_LOCK.write_text(freeze(venv, header))
-    print(f"wrote {DIST_LOCK.relative_to(REPO)}")
+    write_lock(venv, DIST_LOCK, header)
     shutil.rmtree(venv, ignore_errors=True)
     return True
 

@@ -6,20 +6,20 @@ supported Airflow version, each in its own virtualenv on its own Python (the leg
     python scripts/test_legs.py --dist-only                # build and check dist/ (make dist)
     python scripts/test_legs.py --install-only 3.3.2       # the editable virtualenv of make demo / test-one
 
-The build is ``python -m build``: the sdist first, then the wheel built *from the sdist* (so an sdist that
-cannot build a complete wheel fails here), both checked with ``twine check --strict``; the build tools and the
-build's own setuptools come from ``ci/dist-tools.lock``. For each version, ``ci/legs/airflow-<version>.txt`` says
-what to install and ``ci/legs/airflow-<version>.lock`` pins the whole environment (pip constraints): Airflow
-first, then the provider's wheel on top (with its ``dev`` extra). The script checks that installing the provider
-left Airflow's version alone and that nothing outside the lock was installed, then runs Airflow's own CLI
-(``scripts/leg_smoke.py``: ``airflow connections test`` with a Fernet key, ``airflow dags test``), then pytest
-with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it imports is
-that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
+The build is ``python -m build``: the sdist first, then the wheel built *from the sdist* (so an sdist that cannot
+build a complete wheel fails here), both checked with ``twine check --strict``; the build tools and the build's
+own setuptools come from ``ci/dist-tools.lock``. For each version, ``ci/legs/airflow-<version>.txt`` says what to
+install and ``ci/legs/airflow-<version>.lock`` pins the whole environment (pip constraints): Airflow first, then
+the provider's wheel on top (with every extra the leg's lock holds). The script checks that installing the
+provider left Airflow's version alone and that nothing outside the lock was installed, then runs Airflow's own
+CLI (``scripts/leg_smoke.py``: ``airflow connections test`` with a Fernet key, ``airflow dags test``), then
+pytest with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it imports
+is that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
 ``sys.path``). Each leg's Python, smoke, pytest summary, the provider it imported and its wall time are printed
-in a table at the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target)
-also runs the real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
-``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as root; otherwise it says
-what to install and the leg fails).
+in a table at the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target) also
+runs the real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
+``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as root; otherwise it says what
+to install and the leg fails).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from legs import (
     DIST_TOOLS,
     PIP_QUIET,
     REPO,
-    Leg,
     leg,
     locked_env,
     make_venv,
@@ -64,7 +63,7 @@ def build_dist() -> tuple[Path, str | None]:
     env = locked_env(DIST_LOCK)
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     stamp = DIST_VENV / ".installed"
-    made_from = hashlib.sha256(minor.encode() + DIST_TOOLS.read_bytes() + DIST_LOCK.read_bytes()).hexdigest()
+    made_from = fingerprint(minor, DIST_TOOLS, DIST_LOCK)
     if not stamp.exists() or stamp.read_text() != made_from:
         shutil.rmtree(DIST_VENV, ignore_errors=True)
     if make_venv(DIST_VENV, minor):
@@ -89,11 +88,11 @@ def build_dist() -> tuple[Path, str | None]:
     return wheels[0], None
 
 
-def fingerprint(one: Leg) -> str:
-    """What a leg's environment is made from: when any of it changes, the virtualenv is made anew (a package the
-    new lock drops must not stay behind)."""
-    digest = hashlib.sha256(f"{one.python}\n{one.extras}\n".encode())
-    for path in (one.requirements, one.lock, REPO / "setup.cfg"):
+def fingerprint(label: str, *inputs: Path) -> str:
+    """What a virtualenv is made from: when any of it changes, it is made anew (a package the new lock drops must
+    not stay behind)."""
+    digest = hashlib.sha256(label.encode())
+    for path in inputs:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -104,7 +103,7 @@ def install(version: str, wheel: Path | None = None) -> str | None:
     one = leg(version)
     venv = one.venv
     stamp = venv / ".installed"
-    made_from = fingerprint(one)
+    made_from = fingerprint(f"{one.python}\n{one.extras}\n", one.requirements, one.lock, REPO / "setup.cfg")
     installed = stamp.read_text().split("\n") if stamp.exists() else []
     if installed[:1] != [made_from]:
         shutil.rmtree(venv, ignore_errors=True)
