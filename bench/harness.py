@@ -9,6 +9,7 @@ environment at import time, and memory figures are only honest in a process that
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -76,13 +77,25 @@ def control_client(control_port: int) -> BenchServer:
     return BenchServer(process=None, port=0, control_port=control_port, uvloop=False)
 
 
+@functools.cache
+def bench_path() -> str:
+    """
+    A folder holding only a link to this ``bench`` package, for the children's ``PYTHONPATH``: the repository
+    root would also put this tree's provider (which sits at the root) before the installed one.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="devrev-bench-path-"))
+    (folder / "bench").symlink_to(REPO / "bench", target_is_directory=True)
+    return str(folder)
+
+
 @contextmanager
 def bench_server(*, no_uvloop: bool = False) -> Iterator[BenchServer]:
     """Start :mod:`bench.server` in its own process for the duration of the block."""
     command = [sys.executable, "-m", "bench.server", "--token", TOKEN]
     if no_uvloop:
         command.append("--no-uvloop")
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), bench_path()]))}
+    process = subprocess.Popen(command, cwd=bench_path(), env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         ready = json.loads(process.stdout.readline())
@@ -149,7 +162,7 @@ def airflow_environment(home: Path, server_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW_CONN_DEVREV_DEFAULT": json.dumps({"conn_type": "devrev", "host": server_url, "password": TOKEN}),
             "AIRFLOW_CONN_HTTP_DEFAULT": json.dumps({"conn_type": "http", "host": server_url, "extra": headers}),
-            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), bench_path()])),
         }
     )
     return env

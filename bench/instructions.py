@@ -3,7 +3,7 @@ Instructions per poll and per wait, counted by valgrind's callgrind: figures tha
 machine's load, for comparing two versions of the code. (The capacity table's CPU times are what users
 see, but on a shared machine one configuration's ratio moved by up to 0.2 between runs.)
 
-    python -m bench.instructions [--provider-path src] [--ops 500]
+    python -m bench.instructions [--provider-path .] [--ops 500]
 
 Each variant runs twice under callgrind, each time in a fresh interpreter, with 100 and 100 + ``--ops``
 operations; the difference, divided by ``--ops``, cancels what a run pays once (importing Airflow, the
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--ops", type=int, default=500, help="operations counted, beyond the first 100")
-    parser.add_argument("--provider-path", type=Path, help="import the provider from here (e.g. src)")
+    parser.add_argument("--provider-path", type=Path, help="import the provider from here (e.g. . for this tree)")
     parser.add_argument("--child", choices=("poll", "wait"), help=argparse.SUPPRESS)
     parser.add_argument("--contender", choices=("minimal", "devrev"), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)

@@ -7,19 +7,20 @@ supported Airflow version, each in its own virtualenv on its own Python (the leg
     python scripts/test_legs.py --install-only 3.3.2       # the editable virtualenv of make demo / test-one
 
 The build is ``python -m build``: the sdist first, then the wheel built *from the sdist* (so an sdist that cannot
-build a complete wheel fails here), both checked with ``twine check --strict``; the build tools and the build's
-own setuptools come from ``ci/dist-tools.lock``. For each version, ``ci/legs/airflow-<version>.txt`` says what to
-install and ``ci/legs/airflow-<version>.lock`` pins the whole environment (pip constraints): Airflow first, then
-the provider's wheel on top (with every extra the leg's lock holds). The script checks that installing the
-provider left Airflow's version alone and that nothing outside the lock was installed, then runs Airflow's own
-CLI (``scripts/leg_smoke.py``: ``airflow connections test`` with a Fernet key, ``airflow dags test``), then
-pytest with ``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it imports
-is that wheel, installed, not the working tree (the package lives under ``src/``, which nothing puts on
-``sys.path``). Each leg's Python, smoke, pytest summary, the provider it imported and its wall time are printed
-in a table at the end; the exit status is 1 if the build or any leg failed. The 3.3 leg (the primary target) also
-runs the real-deployment tests; the others do not, since they start Airflow 3.3's components. Before it,
-``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as root; otherwise it says what
-to install and the leg fails).
+build a complete wheel fails here), both checked with ``twine check --strict``; the build tools and the build's own
+setuptools come from ``ci/dist-tools.lock``. For each version, ``ci/legs/airflow-<version>.txt`` says what to
+install and ``ci/legs/airflow-<version>.lock`` pins the whole environment (pip constraints): Airflow first, then the
+provider's wheel on top (with every extra the leg's lock holds). The script checks that installing the provider left
+Airflow's version alone and that nothing outside the lock was installed, then runs Airflow's own CLI
+(``scripts/leg_smoke.py``: ``airflow connections test`` with a Fernet key, ``airflow dags test``), then pytest with
+``DEVREV_TEST_WHEEL`` naming the wheel; ``tests/test_distribution.py`` proves the provider it imports is that wheel,
+installed, not the working tree (the package sits at the repository root, which nothing puts first on ``sys.path``:
+pytest runs with ``PYTHONSAFEPATH=1``, and ``tests/conftest.py`` fails the session at start if the provider imported
+is not the one installed in the leg's virtualenv). Each leg's Python, smoke, pytest summary, the provider it
+imported and its wall time are printed in a table at the end; the exit status is 1 if the build or any leg failed.
+The 3.3 leg (the primary target) also runs the real-deployment tests; the others do not, since they start Airflow
+3.3's components. Before it, ``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as
+root; otherwise it says what to install and the leg fails).
 """
 
 from __future__ import annotations
@@ -197,7 +198,14 @@ def _run_leg(result: Result, wheel: Path) -> Result:
         args += ["-m", "not deployment"]
     heading = f"Airflow {version} on Python {result.python}: {' '.join(args[2:])} (against {wheel.name})"
     print(f"\n===== {heading}", flush=True)
-    env = {**os.environ, "DEVREV_TEST_WHEEL": str(wheel), "DEVREV_TEST_SDIST": str(sdist_of(wheel))}
+    # PYTHONSAFEPATH: `python -m pytest` (and any `python -m` a test starts) must not put the working directory,
+    # this tree with the provider at its root, first on sys.path; tests/conftest.py checks it did not.
+    env = {
+        **os.environ,
+        "DEVREV_TEST_WHEEL": str(wheel),
+        "DEVREV_TEST_SDIST": str(sdist_of(wheel)),
+        "PYTHONSAFEPATH": "1",
+    }
     done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     LOGS.mkdir(exist_ok=True)
     log = LOGS / f"airflow-{version}.log"

@@ -3,18 +3,29 @@ Test-wide Airflow set-up, done before anything imports Airflow.
 
 Each run gets its own Airflow home (and SQLite DB) in a temporary folder, unless AIRFLOW_HOME is already
 set by the caller (README's test command sets it to an ignored folder in the clone).
+
+The provider package sits at the repository root, beside ``tests/`` and ``bench/``. The tests import their
+helpers (``tests.*``, ``bench.*``) from this tree, so the root goes on ``sys.path``, but *last*: the provider
+must come from the virtualenv (the wheel on every leg of ``make test``). Nothing may put the root first:
+``make test`` runs pytest with ``PYTHONSAFEPATH=1`` (``python -m`` would prepend the working directory), and
+:func:`pytest_sessionstart` fails the session at once if the provider was imported from anywhere else.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 
 _home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-devrev-tests-")
@@ -27,6 +38,34 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 for _name in list(os.environ):
     if _name.startswith("AIRFLOW_CONN_"):
         del os.environ[_name]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """
+    Refuse to run against anything but the installed provider: on a leg of ``make test``
+    (``DEVREV_TEST_WHEEL`` set) the wheel in that leg's virtualenv; elsewhere (``make check``, the editable
+    ``.venv``) an editable install of this tree is allowed too.
+    """
+    import airflow_provider_devrev
+
+    module = Path(airflow_provider_devrev.__file__).resolve()
+    venv = Path(sys.prefix).resolve()
+    # Every copy of the metadata on sys.path: an editable install also leaves an egg-info in this tree.
+    editable = any(
+        json.loads(dist.read_text("direct_url.json") or "{}").get("dir_info", {}).get("editable")
+        for dist in importlib.metadata.distributions(name="airflow-provider-devrev")
+    )
+    on_a_leg = bool(os.environ.get("DEVREV_TEST_WHEEL"))
+    if module.is_relative_to(venv) and not (on_a_leg and editable):
+        return
+    if editable and not on_a_leg and module.is_relative_to(REPO):
+        return
+    raise pytest.UsageError(
+        f"the provider under test is {module}, not a package installed in this virtualenv ({venv})"
+        + (" from the wheel" if on_a_leg else "")
+        + ": something put the working tree first on sys.path (run pytest with PYTHONSAFEPATH=1, never with"
+        " the repository root on PYTHONPATH)"
+    )
 
 
 @pytest.fixture(scope="session")

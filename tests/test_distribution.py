@@ -23,7 +23,7 @@ import pytest
 import airflow_provider_devrev
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "src" / "airflow_provider_devrev"
+SOURCE = REPO / "airflow_provider_devrev"
 DISTRIBUTION = "airflow-provider-devrev"
 ENTRY_POINTS = {
     "apache_airflow_provider": {"provider_info": "airflow_provider_devrev.get_provider_info:get_provider_info"},
@@ -100,7 +100,7 @@ def test_the_sdist_carries_what_builds_the_wheel_and_the_release_files(dist):
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "CHANGELOG.md", "README.md", "setup.cfg", "pyproject.toml", "MANIFEST.in"} <= names
-    assert {f"src/airflow_provider_devrev/{name}" for name in DATA_FILES} <= names
+    assert {f"airflow_provider_devrev/{name}" for name in DATA_FILES} <= names
 
 
 def test_this_run_imports_the_installed_provider_not_the_working_tree(dist):

@@ -41,13 +41,15 @@ class ForwardProxy:
             "--hostname", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
             "--num-acceptors", "1", "--num-workers", "1", "--threaded",
             "--log-level", "INFO", "--log-file", str(self.proxy_log),
-            "--plugins", "tests.network.proxy_log_plugin.LogForwarded",
+            "--plugins", "proxy_log_plugin.LogForwarded",
         ]  # fmt: skip
         if self.basic_auth:
             command += ["--basic-auth", self.basic_auth]
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         env["DEVREV_TEST_PROXY_LOG"] = str(self.forwarded_log)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+        # Its plugin's folder alone, never the repository root: that would put this tree's provider before the
+        # installed one.
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
         self.forwarded_log.touch()
         # Its own process group: proxy.py forks an acceptor process, and stop() ends both.
         # Its output goes to a file, not a pipe nobody reads (a full pipe would block the proxy).
