@@ -17,7 +17,7 @@ from typing import Any
 import pendulum
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest
@@ -37,6 +37,7 @@ from airflow_provider_devrev.listing import (
     to_utc,
     validate_filters,
 )
+from tests.properties import sized
 from tests.testing.test_simulator_contract import find_spec, spec_dict
 
 UTC = UTC
@@ -706,7 +707,8 @@ def queries(draw: st.DrawFn) -> tuple[dict[str, Any], str | None]:
     return kwargs, cursor
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.property
+@sized(150, suppress_health_check=[HealthCheck.too_slow])
 @given(queries())
 def test_every_request_page_request_builds_is_contract_valid(case):
     kwargs, cursor = case

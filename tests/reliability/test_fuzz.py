@@ -8,16 +8,17 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from airflow_provider_devrev.contract import PLATFORMS
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from airflow_provider_devrev.testing import DevRevSimulator
+from tests.properties import sized
 
 GET = "/observability.sessions.get"
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = sized(60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Any Unicode except lone surrogates (not encodable, so not text a DAG could hold), stressing what URLs and
 # JSON find awkward: reserved characters, spaces, percent signs, controls, astral characters.
@@ -59,6 +60,7 @@ class RecordingSleep:
         self.waits.append(seconds)
 
 
+@pytest.mark.property
 @FUZZ
 @given(platform=st.sampled_from(PLATFORMS), session_id=IDS, version_key=IDS)
 def test_any_id_reaches_devrev_exactly_as_given(conn, platform, session_id, version_key):
@@ -86,6 +88,7 @@ NOT_TEXT = st.one_of(
 )
 
 
+@pytest.mark.property
 @FUZZ
 @given(
     field=st.sampled_from(["session_id", "version_key"]),
@@ -108,6 +111,7 @@ def test_an_id_with_surrounding_whitespace_is_refused_showing_it(conn, field, va
     assert conn.requests == []
 
 
+@pytest.mark.property
 @FUZZ
 @given(field=st.sampled_from(["platform", "session_id", "version_key"]), data=st.data())
 def test_invalid_input_is_rejected_before_any_request_naming_the_field(conn, field, data):
@@ -157,6 +161,7 @@ ERROR_BODIES = st.one_of(
 ).filter(lambda body: not (isinstance(body, dict) and isinstance(body.get("session"), dict)))
 
 
+@pytest.mark.property
 @FUZZ
 @given(
     status=st.integers(min_value=400, max_value=599) | st.sampled_from([200, 201, 204, 301, 302, 304]),
@@ -177,6 +182,7 @@ def test_hostile_answers_raise_only_devrev_errors_and_never_wait_too_long(conn, 
     assert len(conn.requests) == len(sleep.waits) + 1 <= 3
 
 
+@pytest.mark.property
 @FUZZ
 @given(status=st.sampled_from([200, 404, 429, 500, 502, 503]), body=st.text(max_size=500))
 def test_bodies_that_are_not_json_raise_only_devrev_errors(conn, status, body):

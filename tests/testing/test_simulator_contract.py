@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
@@ -40,6 +40,7 @@ from airflow_provider_devrev.testing.data import (
     make_session,
     seed_sessions,
 )
+from tests.properties import sized
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -835,7 +836,8 @@ def test_simulator_make_session_is_contract_valid(kind: str, platform: str | Non
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.property
+@sized(60, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(min_value=0, max_value=2**32),
     platform=st.sampled_from(["android", "ios", "web"]),
