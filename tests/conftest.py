@@ -29,6 +29,10 @@ if str(REPO) not in sys.path:
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 
 _home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-devrev-tests-")
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("DEVREV_TEST_AIRFLOW_HOME"):
+    # Each pytest-xdist worker is a process with its own SQLite DB: a home named by the caller is split.
+    _home = os.path.join(_home, os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_home, exist_ok=True)
 os.environ["AIRFLOW_HOME"] = _home
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
@@ -38,6 +42,21 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 for _name in list(os.environ):
     if _name.startswith("AIRFLOW_CONN_"):
         del os.environ[_name]
+
+
+#: Fixtures that start something beyond the simulator: the Airflow metadata DB, a forward proxy.
+SERVER_FIXTURES = frozenset({"airflow_db", "open_proxy", "auth_proxy"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """
+    Mark ``servers`` every test that needs the Airflow metadata DB (``e2e`` runs ``dag.test()``) or a server
+    beyond the simulator: ``make check`` runs the rest (``-m "not servers"``).
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("e2e") or item.get_closest_marker("deployment") or fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.servers)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
