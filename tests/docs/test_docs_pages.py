@@ -1,10 +1,11 @@
 """The documentation's promises that a build cannot check: the README stays short and its links resolve, every
 error class is documented, the seeded data table matches the simulator's data, the README's DAG is the one the
-testing example runs. ``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API
-references."""
+testing example runs, and every copy of a tested file on a page matches the file.
+``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API references."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 import subprocess
@@ -59,6 +60,33 @@ def test_the_readme_shows_the_dag_the_testing_example_runs() -> None:
     dag = (DOCS / "examples" / "dags" / "triage_session.py").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert dag in blocks
+
+
+# GitHub renders no include, so a page shows a tested file's code in its own fence, under a comment naming the file;
+# the two must stay the same.
+COPY = re.compile(r"^<!-- copy of (\S+): [^\n]*-->\n```python\n(.*?)^```$", flags=re.M | re.S)
+COPIES = {
+    "waiting-and-fetching.md": {"docs/examples/dags/triage_session.py"},
+    "exporting.md": {"dags/examples/example_devrev_crash_export.py"},
+    "testing-your-own-dags.md": {"docs/examples/conftest.py", "docs/examples/test_triage_session.py"},
+}
+
+
+def test_each_copy_of_a_tested_file_on_a_page_matches_the_file() -> None:
+    texts = {page.name: page.read_text(encoding="utf-8") for page in sorted(DOCS.glob("*.md"))}
+    found = {name: COPY.findall(text) for name, text in texts.items() if "<!-- copy of " in text}
+    # A copy lost from a page, or a comment no longer directly above its python fence, shows up here.
+    assert {name: {source for source, _ in copies} for name, copies in found.items()} == COPIES
+    drifted = []
+    for name, copies in found.items():
+        for source, code in copies:
+            tested = (REPO / source).read_text(encoding="utf-8")
+            if code != tested:
+                diff = difflib.unified_diff(
+                    tested.splitlines(keepends=True), code.splitlines(keepends=True), source, f"docs/{name}"
+                )
+                drifted.append("".join(diff))
+    assert not drifted, "a page's copy differs from the tested file; copy the file again:\n" + "\n".join(drifted)
 
 
 def test_every_devrev_error_is_on_the_troubleshooting_page() -> None:
