@@ -1,6 +1,6 @@
 """The documentation's promises that a build cannot check: the README stays short and its links resolve, every
 error class is documented, the seeded data table matches the simulator's data, the README's DAG is the one the
-testing example runs, and every copy of a tested file on a page matches the file.
+testing example runs, every copy of a tested file on a page matches the file, and no page has an include marker.
 ``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API references."""
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ COPIES = {
     "exporting.md": {"dags/examples/example_devrev_crash_export.py"},
     "testing-your-own-dags.md": {"docs/examples/conftest.py", "docs/examples/test_triage_session.py"},
 }
+
+
+def test_no_page_has_an_include_marker_github_would_show_raw() -> None:
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
+        assert "--8<--" not in page.read_text(encoding="utf-8"), f"{page.relative_to(REPO)} has an include marker"
 
 
 def test_each_copy_of_a_tested_file_on_a_page_matches_the_file() -> None:
