@@ -1,12 +1,14 @@
 """The documentation's promises that a build cannot check: the README stays short and its links resolve, every
 error class is documented, the seeded data table matches the simulator's data, the README's DAG is the one the
-testing example runs, every copy of a tested file on a page matches the file, and no page has an include marker.
-``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API references."""
+testing example runs, every copy of a tested file on a page matches the file, and no page has an include marker;
+the home page lists each point the contract leaves unconfirmed, and the connection page's check of a session runs as
+written. ``make docs`` (mkdocs build --strict) checks the site's own links, anchors and API references."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -169,3 +171,57 @@ def test_every_page_in_docs_is_in_the_site_nav_and_every_nav_entry_exists() -> N
 )
 def test_each_user_task_has_its_page_linked_from_the_readme(page: str) -> None:
     assert f"(docs/{page})" in README.read_text(encoding="utf-8")
+
+
+def _numbered_items(markdown: str, heading: str) -> list[str]:
+    """The numbered list items of the section that starts at ``heading`` (up to the next heading)."""
+    section = markdown.split(heading, 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\d+\. (.*)$", section, flags=re.M)
+
+
+def test_the_home_page_lists_every_point_the_contract_leaves_unconfirmed() -> None:
+    from airflow_provider_devrev.testing.contract import openapi_path
+
+    contract = (openapi_path().parent / "README.md").read_text(encoding="utf-8")
+    unconfirmed = _numbered_items(contract, "## Unconfirmed")
+    assert len(unconfirmed) >= 5, unconfirmed
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    listed = _numbered_items(home, "## What is known about DevRev's API, and what is assumed")
+    assert len(listed) == len(unconfirmed), "the contract's README and docs/index.md list different points"
+    for page in (home, (DOCS / "connection.md").read_text(encoding="utf-8")):
+        assert "reconstructed" in page
+        assert "`airflow_provider_devrev/testing/contract/`" in page
+        assert "404 `not_found`" in page
+
+
+def test_the_connection_pages_check_of_a_session_runs_as_written() -> None:
+    # The one-liner a user runs against their tenant, run here against the simulator: for a seeded session
+    # and, as the page then asks, for one that does not exist.
+    from airflow_provider_devrev.testing import DevRevSimulator
+    from airflow_provider_devrev.testing.data import SEED_ANDROID_SESSION_ID, SEED_VERSION_KEY
+
+    page = (DOCS / "connection.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"^python -c \"(.*get_session\(.*)\"$", page, flags=re.M)
+    assert "'android', '<session id>', '<version key>'" in code
+    with DevRevSimulator() as sim:
+        env = {**os.environ, "AIRFLOW_CONN_DEVREV_DEFAULT": sim.connection_json()}
+        outputs = {}
+        for session_id in (SEED_ANDROID_SESSION_ID, "no-such-session"):
+            outputs[session_id] = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    code.replace("<session id>", session_id).replace("<version key>", SEED_VERSION_KEY),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+    found = outputs[SEED_ANDROID_SESSION_ID]
+    assert found.returncode == 0, found.stderr
+    assert f"'session_id': '{SEED_ANDROID_SESSION_ID}'" in found.stdout
+    missing = outputs["no-such-session"]
+    assert missing.returncode != 0
+    assert "DevRevNotFoundError: DevRev API error 404 (not_found):" in missing.stderr
+    assert "DevRevNotFoundError: DevRev API error 404 (not_found): ..." in page
