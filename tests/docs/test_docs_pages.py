@@ -192,6 +192,8 @@ def test_the_home_page_lists_every_point_the_contract_leaves_unconfirmed() -> No
         assert "reconstructed" in page
         assert "`airflow_provider_devrev/testing/contract/`" in page
         assert "404 `not_found`" in page
+    for page in [README, *DOCS.glob("*.md")]:
+        assert "follows DevRev's API contract" not in page.read_text(encoding="utf-8")
 
 
 def test_the_connection_pages_check_of_a_session_runs_as_written() -> None:
