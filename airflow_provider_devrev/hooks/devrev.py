@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._arguments import validate_max_concurrency
 from airflow_provider_devrev._compat import BaseHook, mask_secret
+from airflow_provider_devrev._values import validate_max_concurrency
 from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
 from airflow_provider_devrev.contract import (
     ApiRequest,
