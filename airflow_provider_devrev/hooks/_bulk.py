@@ -14,18 +14,39 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from airflow_provider_devrev import metrics
+from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import ApiRequest
 from airflow_provider_devrev.exceptions import DevRevError, DevRevNotFoundError
-
-if TYPE_CHECKING:
-    from airflow_provider_devrev.hooks.devrev import DevRevHook
 
 #: 429s in a row after which one session's fetch fails: with every wait at least DevRev's Retry-After, this
 #: only ends a fetch that DevRev refuses for many minutes.
 MAX_RATE_LIMITED_ATTEMPTS = 20
+
+
+class BulkHook(Protocol):
+    """
+    What a bulk fetch uses of :class:`~airflow_provider_devrev.hooks.devrev.DevRevHook`: typed by its use, so
+    that this module, which the hook imports, does not import the hook back.
+    """
+
+    _sleep: Callable[[float], Any]
+
+    @property
+    def log(self) -> Any: ...
+
+    @property
+    def settings(self) -> ConnectionSettings: ...
+
+    def call(self, request: ApiRequest, *, retry: bool = ...) -> dict[str, Any]: ...
+
+    def worker_copy(
+        self, *, retry_rate_limited: bool = ..., sleep: Callable[[float], Any] | None = ...
+    ) -> BulkHook: ...
+
+    def close(self) -> None: ...
 
 
 class AdaptiveLimit:
@@ -115,7 +136,7 @@ class BatchStopped(Exception):
 
 
 def fetch_all(
-    hook: DevRevHook,
+    hook: BulkHook,
     requests: Sequence[ApiRequest],
     *,
     max_concurrency: int,
@@ -143,11 +164,11 @@ def fetch_all(
         limit.wait_unless_stopped(seconds if real_time else 0.0)
 
     local = threading.local()
-    workers: list[DevRevHook] = []
+    workers: list[BulkHook] = []
     workers_lock = threading.Lock()
 
-    def worker_hook() -> DevRevHook:
-        clone: DevRevHook | None = getattr(local, "hook", None)
+    def worker_hook() -> BulkHook:
+        clone: BulkHook | None = getattr(local, "hook", None)
         if clone is None:
             clone = local.hook = hook.worker_copy(retry_rate_limited=False, sleep=interruptible_sleep)
             with workers_lock:
