@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from airflow_provider_devrev.testing import transport
+# The module, not the package: the package's __init__ names this module's classes.
+import airflow_provider_devrev.testing.transport as transport
 from airflow_provider_devrev.testing.api import dispatch
 from airflow_provider_devrev.testing.data import DEFAULT_TOKEN, SEED_VERSION_KEYS
 from airflow_provider_devrev.testing.faults import FaultQueue, RateLimiter, fault_reply, make_fault
