@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
@@ -62,83 +61,6 @@ class _Pool:
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
-
-
-#: How long one event loop reuses a connection it looked up. Thousands of triggers started together share
-#: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later,
-#: and by running ones at their next 401 (see :func:`connection_lookup`).
-CONNECTION_TTL = 60.0
-
-#: The longest one connection lookup may take (seconds) before it counts as failed and is retried.
-CONNECTION_LOOKUP_TIMEOUT = 30.0
-
-#: Numbers the lookups, so a caller can ask for one newer than the lookup its settings came from.
-_LOOKUP_NUMBERS = itertools.count(1)
-
-_CONNECTIONS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]], int]]
-] = weakref.WeakKeyDictionary()
-
-
-async def connection_fields(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    """
-    An Airflow connection and its extras, looked up asynchronously (never a blocking call in the loop),
-    at most once per :data:`CONNECTION_TTL` per event loop; concurrent callers share the lookup in flight.
-    """
-    _, conn, extra = await connection_lookup(conn_id, hook_class)
-    return conn, extra
-
-
-async def connection_lookup(
-    conn_id: str, hook_class: type[Any], *, newer_than: int = 0
-) -> tuple[int, Any, dict[str, Any]]:
-    """
-    :func:`connection_fields`, with the number of the lookup that answered.
-
-    :param newer_than: Only a lookup numbered above this answers: after a 401, a trigger passes the
-        number its settings came from, so it reads the connection afresh, bypassing this cache. Thousands
-        of triggers meeting the same 401 still share one new lookup: the first starts it, the others find
-        it newer than theirs.
-    """
-    loop = asyncio.get_running_loop()
-    cache = _CONNECTIONS.get(loop)
-    if cache is None:
-        cache = _CONNECTIONS[loop] = {}
-    entry = cache.get(conn_id)
-    if entry is None or entry[0] < loop.time() or entry[2] <= newer_than or _failed(entry[1]):
-        task = loop.create_task(_lookup(conn_id, hook_class))
-        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, next(_LOOKUP_NUMBERS))
-    lookup = entry[1]
-    if lookup.done():  # nearly always: thousands of triggers share one lookup a minute
-        conn, extra = lookup.result()
-    else:
-        # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
-        conn, extra = await asyncio.shield(lookup)
-    return entry[2], conn, extra
-
-
-def _failed(lookup: asyncio.Task[Any]) -> bool:
-    # A failed or cancelled lookup is not cached: the next caller tries again.
-    return lookup.done() and (lookup.cancelled() or lookup.exception() is not None)
-
-
-async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    # A lookup goes to the supervisor, the API server or a secrets backend: none of them may hold every
-    # DevRev trigger of the loop forever. A timeout fails this shared lookup like any other failure (the
-    # hook retries it as a 503), and a failed lookup is not cached: the next caller starts anew.
-    return await asyncio.wait_for(_lookup_and_mask(conn_id, hook_class), CONNECTION_LOOKUP_TIMEOUT)
-
-
-async def _lookup_and_mask(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-    from airflow_provider_devrev._compat import amask_secret
-    from airflow_provider_devrev.connection import token_forms
-
-    conn = await get_async_connection(conn_id, hook=hook_class)
-    for form in token_forms(conn.password):
-        await amask_secret(form)
-    return conn, await get_async_extra_dejson(conn)
 
 
 def shared_session() -> _SharedSession:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._compat import BaseHook, mask_secret
 from airflow_provider_devrev._values import validate_max_concurrency
-from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
+from airflow_provider_devrev.connection import ConnectionSettings, HookOptions
 from airflow_provider_devrev.contract import (
     ApiRequest,
     dev_users_self_request,
@@ -30,9 +28,9 @@ from airflow_provider_devrev.exceptions import (
     DevRevAuthError,
     DevRevError,
     DevRevInvalidInputError,
-    DevRevServerError,
     DevRevUnexpectedResponseError,
 )
+from airflow_provider_devrev.hooks._credentials import ConnectionReader
 from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
 from airflow_provider_devrev.network import (
     exception_chain,
@@ -40,7 +38,6 @@ from airflow_provider_devrev.network import (
     tls_error,
     tunnel_status,
 )
-from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
     import requests
@@ -50,12 +47,6 @@ STREAM_CHUNK_BYTES = 1 << 16
 #: The most of an error answer read while streaming: DevRev's error bodies are small, a proxy's page too.
 MAX_ERROR_BODY_BYTES = 1 << 20
 
-#: Settings validated from one async connection lookup, by (lookup number, hook options). Thousands of
-#: triggers started from the same lookup then validate the connection once, not once each (validation
-#: reads the proxy environment and parses every extra). A lookup number is never reused, so a changed
-#: connection, found by a newer lookup, is validated afresh.
-_SETTINGS_BY_LOOKUP: dict[tuple[int, float | None, int | None, float | None], ConnectionSettings] = {}
-_SETTINGS_BY_LOOKUP_SIZE = 256
 #: A hook's options when none is given (the dataclass is frozen, so one instance serves every such hook).
 _NO_OPTIONS = HookOptions()
 
@@ -68,7 +59,7 @@ class StreamedRecording:
     recording: str
 
 
-class DevRevHook(BaseHook):
+class DevRevHook(ConnectionReader):
     """
     Talk to DevRev's observability API with a ``devrev`` connection.
 
@@ -118,10 +109,10 @@ class DevRevHook(BaseHook):
             self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep
-        self._settings: ConnectionSettings | None = None
-        self._credentials: _Credentials | None = None
+        self._settings = None
+        self._credentials = None
         self._lookup_number = 0
-        self._http: requests.Session | None = None
+        self._http = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(devrev_conn_id={self.devrev_conn_id!r})"
@@ -147,153 +138,6 @@ class DevRevHook(BaseHook):
         if self._settings is None:
             self._use(await self._aread_settings())
         return self._current()
-
-    def _read_settings(self) -> ConnectionSettings:
-        policy, what = self._lookup_policy(), f"lookup of connection {self.devrev_conn_id!r}"
-        for attempt in range(1, policy.max_retries + 2):
-            try:
-                conn = self.get_connection(self.devrev_conn_id)
-                # Every form the token could take in a text, before validation can refuse it and say why.
-                for form in token_forms(conn.password):
-                    mask_secret(form)
-                extra = conn.extra_dejson
-                break
-            except Exception as err:
-                failure = _lookup_failure(self.devrev_conn_id, err)
-            if attempt > policy.max_retries or not policy.should_retry(failure):
-                raise failure from None
-            wait = policy.wait_seconds(failure, attempt)
-            policy.log_retry(self.log, what, failure, attempt, wait)
-            self._sleep(wait)
-        settings = self._settings_from(conn, extra)
-        if settings.network.proxy and settings.network.proxy.password:
-            mask_secret(settings.network.proxy.password)
-        return settings
-
-    async def _aread_settings(self, *, newer_than: int = 0) -> ConnectionSettings:
-        import asyncio
-
-        from airflow_provider_devrev.hooks._async_transport import connection_lookup
-
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                number, conn, extra = await connection_lookup(self.devrev_conn_id, type(self), newer_than=newer_than)
-                break
-            except Exception as err:
-                failure = _lookup_failure(self.devrev_conn_id, err)
-            # Built on a failure only: every trigger's hook comes here once, and nearly every lookup is cached.
-            policy = self._lookup_policy()
-            if attempt > policy.max_retries or not policy.should_retry(failure):
-                raise failure from None
-            wait = policy.wait_seconds(failure, attempt)
-            policy.log_retry(self.log, f"lookup of connection {self.devrev_conn_id!r}", failure, attempt, wait)
-            await (self._async_sleep or asyncio.sleep)(wait)
-        self._lookup_number = number
-        # A plain tuple: the frozen dataclass's generated hash and equality are Python code.
-        options = self.options
-        key = (number, options.timeout, options.max_retries, options.max_retry_wait)
-        settings = _SETTINGS_BY_LOOKUP.get(key)
-        if settings is None:
-            settings = self._validated(conn, extra)
-            if settings.network.proxy and settings.network.proxy.password:
-                from airflow_provider_devrev._compat import amask_secret
-
-                # As the sync read does; once per lookup, since the settings are kept per lookup.
-                await amask_secret(settings.network.proxy.password)
-            if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
-                _SETTINGS_BY_LOOKUP.clear()
-            _SETTINGS_BY_LOOKUP[key] = settings
-        self._warn_if_unverified(settings)
-        return settings
-
-    def _lookup_policy(self) -> RetryPolicy:
-        # The connection's own retry extras are what is being looked up: the hook's arguments, else defaults.
-        retries, longest = self.options.max_retries, self.options.max_retry_wait
-        return RetryPolicy(
-            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
-            max_retry_wait=DEFAULT_MAX_RETRY_WAIT if longest is None else longest,
-        )
-
-    def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        settings = self._validated(conn, extra)
-        self._warn_if_unverified(settings)
-        return settings
-
-    def _validated(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        return settings_from_connection(
-            self.devrev_conn_id,
-            host=conn.host,
-            port=conn.port,
-            password=conn.password,
-            extra=extra,
-            options=self.options,
-        )
-
-    def _warn_if_unverified(self, settings: ConnectionSettings) -> None:
-        if not settings.network.verify:
-            self.log.warning(
-                "Connection %r has verify_tls=false: DevRev's TLS certificate is NOT verified, so anyone on "
-                "the network path can read the token and the sessions. Use ca_bundle instead if you can.",
-                self.devrev_conn_id,
-            )
-
-    # -- rotation -------------------------------------------------------------------------------------
-    # The token and base URL are what a rotation changes; other settings (timeouts, retries, scope) are
-    # read once per hook. They are held in a _Credentials that the hook shares with its worker copies, so
-    # a rotation one of them finds is adopted by all without more lookups.
-
-    def _use(self, settings: ConnectionSettings) -> None:
-        self._settings = settings
-        self._credentials = _Credentials(settings)
-
-    def _current(self) -> ConnectionSettings:
-        """The settings, with the token and base URL a worker copy may have found since (no lookup)."""
-        settings = self._settings
-        assert settings is not None
-        assert self._credentials is not None
-        token, base_url = self._credentials.current
-        if (settings.token, settings.base_url) != (token, base_url):
-            settings = self._settings = dataclasses.replace(settings, token=token, base_url=base_url)
-            if self._http is not None:
-                self._http.headers.update(settings.headers())
-        return settings
-
-    def _rotated(self, used: ConnectionSettings) -> bool:
-        """After a 401 sent with ``used``: whether the connection now holds another token or host (read
-        again, once, unless another copy of this hook already has), adopting them if so."""
-        credentials = self._credentials
-        assert credentials is not None
-        with credentials.lock:
-            unchanged = credentials.current == (used.token, used.base_url)
-            if unchanged and not self._adopt_if_changed(credentials, used, self._read_settings()):
-                return False
-        self._current()
-        return True
-
-    async def _arotated(self, used: ConnectionSettings) -> bool:
-        """:meth:`_rotated` for the async transport: the lookup bypasses the event loop's cache."""
-        credentials = self._credentials
-        assert credentials is not None
-        if credentials.current == (used.token, used.base_url):
-            fresh = await self._aread_settings(newer_than=self._lookup_number)
-            if not self._adopt_if_changed(credentials, used, fresh):
-                return False
-        self._current()
-        return True
-
-    def _adopt_if_changed(self, credentials: _Credentials, used: ConnectionSettings, fresh: ConnectionSettings) -> bool:
-        changed = [
-            what
-            for what, old, new in (("token", used.token, fresh.token), ("host", used.base_url, fresh.base_url))
-            if old != new
-        ]
-        if not changed:
-            return False
-        credentials.current = (fresh.token, fresh.base_url)
-        self.log.info("DevRev connection %s changed; using the new %s", self.devrev_conn_id, " and ".join(changed))
-        return True
 
     def get_conn(self) -> requests.Session:
         """The hook's keep-alive ``requests.Session``, built on first use with the connection's headers."""
@@ -735,18 +579,6 @@ class DevRevHook(BaseHook):
         return written
 
 
-class _Credentials:
-    """The token and base URL in use by a hook and its worker copies; ``lock`` serializes re-reads."""
-
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.lock = threading.Lock()
-        # One tuple, replaced whole, so a reader never sees a new token with the old host.
-        self.current: tuple[str, str] = (settings.token, settings.base_url)
-
-    def __repr__(self) -> str:
-        return "_Credentials(...)"
-
-
 @functools.cache
 def _async_send() -> Callable[..., Awaitable[dict[str, Any]]]:
     # Imported on first async use (aiohttp must not load at DAG-parse time), then kept: an import statement
@@ -754,25 +586,6 @@ def _async_send() -> Callable[..., Awaitable[dict[str, Any]]]:
     from airflow_provider_devrev.hooks._async_transport import acall
 
     return acall
-
-
-def _lookup_failure(conn_id: str, error: Exception) -> Exception:
-    """
-    What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
-    (a secrets backend or API server hiccup) as a transient :class:`DevRevServerError`, retried like a 503.
-
-    The lookup's own message is not quoted, since a secrets backend may put anything in it: only its class
-    is named.
-    """
-    # By name: Airflow 3.0 has two classes of that name (airflow.exceptions and the Task SDK's).
-    missing = any(cls.__name__ == "AirflowNotFoundException" for cls in type(error).__mro__)
-    if missing or isinstance(error, DevRevError):
-        return error
-    return DevRevServerError(
-        f"looking up connection {conn_id!r} failed ({type(error).__name__}); the secrets backend or the API "
-        "server may be restarting",
-        error_type="connection_lookup_failed",
-    )
 
 
 def _request_failure(
