@@ -6,6 +6,10 @@ TCP connections) per trigger or per poll would cost memory, file descriptors and
 The pool is reference-counted: it lives while any trigger or call holds it and is closed when the last one
 lets go, so a short-lived loop (``dag.test()``, ``asyncio.run``) leaves no unclosed session behind.
 
+Shaped like the sync transport (``_sync_transport.py``) step for step, so the two read side by side: the
+session, sending with the retry policy (:func:`acall`), one attempt (``_send_once``), what a failure of the
+library means (``_request_failure``), and the options of every request (``_request_options``).
+
 Only the triggerer imports this module, so aiohttp never loads at DAG-parse time.
 """
 
@@ -136,28 +140,12 @@ async def _send_once(
         ) as response:
             content = await response.read()
             status, headers = response.status, response.headers
-    except aiohttp.ConnectionTimeoutError as err:
-        failure, cause = (
-            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
-            err,
-        )
-    except (TimeoutError, aiohttp.ServerTimeoutError) as err:
-        failure, cause = no_response_error(request, settings.base_url, timeout=settings.read_timeout), err
-    except aiohttp.ClientConnectorCertificateError as err:
-        reason = getattr(err.certificate_error, "verify_message", None) or str(err.certificate_error)
-        # Not chained: aiohttp's proxy and TLS errors hold the CONNECT request, Proxy-Authorization included.
-        failure = tls_error(request.describe(), settings.base_url, settings.network, reason)
-    except aiohttp.ClientHttpProxyError as err:
-        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, err.status)
-    except aiohttp.ClientProxyConnectionError:
-        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None)
-    except aiohttp.InvalidURL as err:  # a ClientError, but no network failure
-        failure = unsendable_request_error(request, settings.base_url, err)
-    except aiohttp.ClientError as err:
-        failure, cause = no_response_error(request, settings.base_url), err
-    except (ValueError, TypeError, LookupError) as err:
-        # aiohttp's refusal of a header with a control character is a bare ValueError quoting the header.
-        failure = unsendable_request_error(request, settings.base_url, err)
+    except Exception as err:
+        reported = _request_failure(request, settings, err)
+        if reported is None:
+            raise
+        failure, cause = reported
+        del reported  # else this frame would hold the error too (see the finally below)
     else:
         metrics.request_answered(request.path, status)
         if 200 <= status < 300:
@@ -178,6 +166,41 @@ async def _send_once(
         # poll (a 404 at every poll of every trigger), with the response in it, left to the cyclic garbage
         # collector, whose passes over a triggerer's heap cost more than the poll itself.
         del failure, cause
+
+
+def _request_failure(
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+) -> tuple[DevRevError, BaseException | None] | None:
+    """
+    How an exception from aiohttp while sending ``request`` is reported: the typed error, and the cause it may
+    be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
+    proxy that failed is final and unchained (aiohttp's proxy and TLS errors hold the CONNECT request,
+    Proxy-Authorization included); a request the library refuses to send (an invalid URL, or a header with a
+    control character, refused with a bare ValueError quoting the header) is final and unchained too.
+    """
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            error,
+        )
+    if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(error.certificate_error, "verify_message", None) or str(error.certificate_error)
+        return tls_error(request.describe(), settings.base_url, settings.network, reason), None
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, error.status), None
+    if isinstance(error, aiohttp.ClientProxyConnectionError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None), None
+    if isinstance(error, aiohttp.InvalidURL):  # a ClientError, but no network failure
+        return unsendable_request_error(request, settings.base_url, error), None
+    if isinstance(error, aiohttp.ClientError):
+        return no_response_error(request, settings.base_url), error
+    if isinstance(error, (ValueError, TypeError, LookupError)):
+        return unsendable_request_error(request, settings.base_url, error), None
+    return None
 
 
 def _request_options(settings: ConnectionSettings) -> dict[str, Any]:

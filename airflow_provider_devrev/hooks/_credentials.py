@@ -15,15 +15,17 @@ import itertools
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_devrev._compat import BaseHook, mask_secret
 from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
-from airflow_provider_devrev.exceptions import DevRevError, DevRevServerError
+from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError, DevRevServerError
 from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
     import requests
+
+T = TypeVar("T")
 
 #: How long one event loop reuses a connection it looked up. Thousands of triggers started together share
 #: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later,
@@ -172,6 +174,17 @@ class ConnectionReader(BaseHook):
             if self._http is not None:
                 self._http.headers.update(settings.headers())
         return settings
+
+    def _rotating(self, settings: ConnectionSettings, send: Callable[[ConnectionSettings], T]) -> T:
+        """``send(settings)``; after a 401, the connection is read again and, if it changed, sent once more."""
+        try:
+            return send(settings)
+        except DevRevAuthError as err:
+            unauthorized = err
+        # Outside the except clause: a failure from here on is not chained to the 401.
+        if not self._rotated(settings):
+            raise unauthorized
+        return send(self._current())
 
     def _rotated(self, used: ConnectionSettings) -> bool:
         """After a 401 sent with ``used``: whether the connection now holds another token or host (read
