@@ -6,7 +6,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.contract import validate_platform, validate_text
-from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.listing import session_type_for, validate_filters
 
 if TYPE_CHECKING:
@@ -81,10 +80,3 @@ class SessionArgumentsMixin(LazyHookMixin):
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = hook_options
-
-
-def validate_max_concurrency(max_concurrency: Any) -> int:
-    """``max_concurrency`` of a bulk fetch: an int from 1 to 64, checked before any request."""
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 64:
-        raise DevRevInvalidInputError("max_concurrency", max_concurrency, "must be an int from 1 to 64")
-    return max_concurrency

@@ -18,6 +18,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_devrev import __version__
+
+# Coerced in _values, below network.py, which reads verify_tls the same way; still importable from here.
+from airflow_provider_devrev._values import coerce_bool as coerce_bool
+from airflow_provider_devrev._values import coerce_count as coerce_count
+from airflow_provider_devrev._values import coerce_seconds as coerce_seconds
+from airflow_provider_devrev._values import extra_label
 from airflow_provider_devrev.contract import DEFAULT_BASE_URL
 from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError
 from airflow_provider_devrev.network import NetworkSettings, network_settings
@@ -33,9 +39,6 @@ MIN_TOKEN_LENGTH = 5
 _BEARER_PREFIX = re.compile(r"bearer[ \t]+", re.IGNORECASE)
 
 log = logging.getLogger(__name__)
-
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", ""})
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def settings_from_connection(
         max_retry_wait = coerce_seconds("max_retry_wait", extra["max_retry_wait"], conn_id)
     api_scope = extra.get("api_scope", DEFAULT_API_SCOPE)
     if api_scope is not None and not isinstance(api_scope, str):
-        raise DevRevInvalidInputError(_label("api_scope", conn_id), api_scope, "must be a string")
+        raise DevRevInvalidInputError(extra_label("api_scope", conn_id), api_scope, "must be a string")
 
     return ConnectionSettings(
         base_url=base_url,
@@ -256,48 +259,9 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
-def coerce_seconds(name: str, value: Any, conn_id: str | None = None) -> float:
-    """A positive, finite number of seconds, from a number or a numeric string."""
-    try:
-        seconds = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise DevRevInvalidInputError(_label(name, conn_id), value, "must be a number of seconds > 0")
-    return seconds
-
-
-def coerce_count(name: str, value: Any, conn_id: str | None = None) -> int:
-    """A whole number >= 0, from an int or a numeric string."""
-    if isinstance(value, bool):
-        count = -1
-    elif isinstance(value, int):
-        count = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        count = int(value.strip())
-    else:
-        count = -1
-    if count < 0:
-        raise DevRevInvalidInputError(_label(name, conn_id), value, "must be a whole number >= 0")
-    return count
-
-
-def coerce_bool(name: str, value: Any, conn_id: str | None = None) -> bool:
-    """A boolean, from a bool or the usual strings (``true``/``false``, ``1``/``0``, ...)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise DevRevInvalidInputError(_label(name, conn_id), value, "must be true or false")
-
-
 def _unprefixed(extra: Mapping[str, Any]) -> dict[str, Any]:
     # Forms of older Airflow versions store extras as ``extra__devrev__<name>``; a plain key wins.
     prefix = "extra__devrev__"
     merged = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
     merged.update({key: value for key, value in extra.items() if not key.startswith(prefix)})
     return merged
-
-
-def _label(name: str, conn_id: str | None) -> str:
-    return f"extra {name} of connection {conn_id!r}" if conn_id else name

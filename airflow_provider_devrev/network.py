@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from airflow_provider_devrev._values import coerce_bool
 from airflow_provider_devrev.exceptions import (
     DevRevError,
     DevRevInvalidInputError,
@@ -142,8 +143,6 @@ def network_settings(
     :param environ: The environment to read; ``os.environ`` when left out (read once, here).
     :raises DevRevInvalidInputError: a bad extra or environment value, naming it (never a password).
     """
-    from airflow_provider_devrev.connection import coerce_bool
-
     env = os.environ if environ is None else environ
     verify = coerce_bool("verify_tls", _blank_to_none(extra.get("verify_tls"), True), conn_id)
 

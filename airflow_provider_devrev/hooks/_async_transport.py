@@ -6,6 +6,10 @@ TCP connections) per trigger or per poll would cost memory, file descriptors and
 The pool is reference-counted: it lives while any trigger or call holds it and is closed when the last one
 lets go, so a short-lived loop (``dag.test()``, ``asyncio.run``) leaves no unclosed session behind.
 
+Shaped like the sync transport (``_sync_transport.py``) step for step, so the two read side by side: the
+session, sending with the retry policy (:func:`acall`), one attempt (``_send_once``), what a failure of the
+library means (``_request_failure``), and the options of every request (``_request_options``).
+
 Only the triggerer imports this module, so aiohttp never loads at DAG-parse time.
 """
 
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
@@ -62,83 +65,6 @@ class _Pool:
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
-
-
-#: How long one event loop reuses a connection it looked up. Thousands of triggers started together share
-#: one lookup instead of making thousands; a changed connection is seen by triggers started a minute later,
-#: and by running ones at their next 401 (see :func:`connection_lookup`).
-CONNECTION_TTL = 60.0
-
-#: The longest one connection lookup may take (seconds) before it counts as failed and is retried.
-CONNECTION_LOOKUP_TIMEOUT = 30.0
-
-#: Numbers the lookups, so a caller can ask for one newer than the lookup its settings came from.
-_LOOKUP_NUMBERS = itertools.count(1)
-
-_CONNECTIONS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]], int]]
-] = weakref.WeakKeyDictionary()
-
-
-async def connection_fields(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    """
-    An Airflow connection and its extras, looked up asynchronously (never a blocking call in the loop),
-    at most once per :data:`CONNECTION_TTL` per event loop; concurrent callers share the lookup in flight.
-    """
-    _, conn, extra = await connection_lookup(conn_id, hook_class)
-    return conn, extra
-
-
-async def connection_lookup(
-    conn_id: str, hook_class: type[Any], *, newer_than: int = 0
-) -> tuple[int, Any, dict[str, Any]]:
-    """
-    :func:`connection_fields`, with the number of the lookup that answered.
-
-    :param newer_than: Only a lookup numbered above this answers: after a 401, a trigger passes the
-        number its settings came from, so it reads the connection afresh, bypassing this cache. Thousands
-        of triggers meeting the same 401 still share one new lookup: the first starts it, the others find
-        it newer than theirs.
-    """
-    loop = asyncio.get_running_loop()
-    cache = _CONNECTIONS.get(loop)
-    if cache is None:
-        cache = _CONNECTIONS[loop] = {}
-    entry = cache.get(conn_id)
-    if entry is None or entry[0] < loop.time() or entry[2] <= newer_than or _failed(entry[1]):
-        task = loop.create_task(_lookup(conn_id, hook_class))
-        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, next(_LOOKUP_NUMBERS))
-    lookup = entry[1]
-    if lookup.done():  # nearly always: thousands of triggers share one lookup a minute
-        conn, extra = lookup.result()
-    else:
-        # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
-        conn, extra = await asyncio.shield(lookup)
-    return entry[2], conn, extra
-
-
-def _failed(lookup: asyncio.Task[Any]) -> bool:
-    # A failed or cancelled lookup is not cached: the next caller tries again.
-    return lookup.done() and (lookup.cancelled() or lookup.exception() is not None)
-
-
-async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    # A lookup goes to the supervisor, the API server or a secrets backend: none of them may hold every
-    # DevRev trigger of the loop forever. A timeout fails this shared lookup like any other failure (the
-    # hook retries it as a 503), and a failed lookup is not cached: the next caller starts anew.
-    return await asyncio.wait_for(_lookup_and_mask(conn_id, hook_class), CONNECTION_LOOKUP_TIMEOUT)
-
-
-async def _lookup_and_mask(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-    from airflow_provider_devrev._compat import amask_secret
-    from airflow_provider_devrev.connection import token_forms
-
-    conn = await get_async_connection(conn_id, hook=hook_class)
-    for form in token_forms(conn.password):
-        await amask_secret(form)
-    return conn, await get_async_extra_dejson(conn)
 
 
 def shared_session() -> _SharedSession:
@@ -214,28 +140,12 @@ async def _send_once(
         ) as response:
             content = await response.read()
             status, headers = response.status, response.headers
-    except aiohttp.ConnectionTimeoutError as err:
-        failure, cause = (
-            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
-            err,
-        )
-    except (TimeoutError, aiohttp.ServerTimeoutError) as err:
-        failure, cause = no_response_error(request, settings.base_url, timeout=settings.read_timeout), err
-    except aiohttp.ClientConnectorCertificateError as err:
-        reason = getattr(err.certificate_error, "verify_message", None) or str(err.certificate_error)
-        # Not chained: aiohttp's proxy and TLS errors hold the CONNECT request, Proxy-Authorization included.
-        failure = tls_error(request.describe(), settings.base_url, settings.network, reason)
-    except aiohttp.ClientHttpProxyError as err:
-        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, err.status)
-    except aiohttp.ClientProxyConnectionError:
-        failure = proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None)
-    except aiohttp.InvalidURL as err:  # a ClientError, but no network failure
-        failure = unsendable_request_error(request, settings.base_url, err)
-    except aiohttp.ClientError as err:
-        failure, cause = no_response_error(request, settings.base_url), err
-    except (ValueError, TypeError, LookupError) as err:
-        # aiohttp's refusal of a header with a control character is a bare ValueError quoting the header.
-        failure = unsendable_request_error(request, settings.base_url, err)
+    except Exception as err:
+        reported = _request_failure(request, settings, err)
+        if reported is None:
+            raise
+        failure, cause = reported
+        del reported  # else this frame would hold the error too (see the finally below)
     else:
         metrics.request_answered(request.path, status)
         if 200 <= status < 300:
@@ -256,6 +166,41 @@ async def _send_once(
         # poll (a 404 at every poll of every trigger), with the response in it, left to the cyclic garbage
         # collector, whose passes over a triggerer's heap cost more than the poll itself.
         del failure, cause
+
+
+def _request_failure(
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+) -> tuple[DevRevError, BaseException | None] | None:
+    """
+    How an exception from aiohttp while sending ``request`` is reported: the typed error, and the cause it may
+    be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
+    proxy that failed is final and unchained (aiohttp's proxy and TLS errors hold the CONNECT request,
+    Proxy-Authorization included); a request the library refuses to send (an invalid URL, or a header with a
+    control character, refused with a bare ValueError quoting the header) is final and unchained too.
+    """
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            error,
+        )
+    if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(error.certificate_error, "verify_message", None) or str(error.certificate_error)
+        return tls_error(request.describe(), settings.base_url, settings.network, reason), None
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, error.status), None
+    if isinstance(error, aiohttp.ClientProxyConnectionError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None), None
+    if isinstance(error, aiohttp.InvalidURL):  # a ClientError, but no network failure
+        return unsendable_request_error(request, settings.base_url, error), None
+    if isinstance(error, aiohttp.ClientError):
+        return no_response_error(request, settings.base_url), error
+    if isinstance(error, (ValueError, TypeError, LookupError)):
+        return unsendable_request_error(request, settings.base_url, error), None
+    return None
 
 
 def _request_options(settings: ConnectionSettings) -> dict[str, Any]:

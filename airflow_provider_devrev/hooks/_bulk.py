@@ -12,20 +12,42 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev.contract import ApiRequest
-from airflow_provider_devrev.exceptions import DevRevError, DevRevNotFoundError
-
-if TYPE_CHECKING:
-    from airflow_provider_devrev.hooks.devrev import DevRevHook
+from airflow_provider_devrev._values import validate_max_concurrency
+from airflow_provider_devrev.connection import ConnectionSettings
+from airflow_provider_devrev.contract import ApiRequest, get_session_request
+from airflow_provider_devrev.exceptions import DevRevError, DevRevInvalidInputError, DevRevNotFoundError
 
 #: 429s in a row after which one session's fetch fails: with every wait at least DevRev's Retry-After, this
 #: only ends a fetch that DevRev refuses for many minutes.
 MAX_RATE_LIMITED_ATTEMPTS = 20
+
+
+class BulkHook(Protocol):
+    """
+    What a bulk fetch uses of :class:`~airflow_provider_devrev.hooks.devrev.DevRevHook`: typed by its use, so
+    that this module, which the hook imports, does not import the hook back.
+    """
+
+    _sleep: Callable[[float], Any]
+
+    @property
+    def log(self) -> Any: ...
+
+    @property
+    def settings(self) -> ConnectionSettings: ...
+
+    def call(self, request: ApiRequest, *, retry: bool = ...) -> dict[str, Any]: ...
+
+    def worker_copy(
+        self, *, retry_rate_limited: bool = ..., sleep: Callable[[float], Any] | None = ...
+    ) -> BulkHook: ...
+
+    def close(self) -> None: ...
 
 
 class AdaptiveLimit:
@@ -114,8 +136,33 @@ class BatchStopped(Exception):
     """Raised in a worker when its batch has stopped; never leaves :func:`fetch_all`."""
 
 
+def fetch_sessions(
+    hook: BulkHook,
+    platform: str,
+    version_key: str,
+    session_ids: Iterable[str],
+    *,
+    max_concurrency: int,
+    skip_missing: bool,
+) -> list[dict[str, Any]]:
+    """
+    :meth:`~airflow_provider_devrev.hooks.devrev.DevRevHook.get_sessions`: every argument checked, then
+    :func:`fetch_all`.
+    """
+    validate_max_concurrency(max_concurrency)
+    if isinstance(session_ids, str) or not isinstance(session_ids, Iterable):
+        raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of session ids")
+    unique = list(dict.fromkeys(session_ids))
+    requests = [get_session_request(platform, session_id, version_key) for session_id in unique]
+    if not requests:
+        return []
+    hook.settings  # noqa: B018 - read the connection once, here, not in every worker thread
+    results = fetch_all(hook, requests, max_concurrency=min(max_concurrency, len(requests)), skip_missing=skip_missing)
+    return [session for session in results if session is not None]
+
+
 def fetch_all(
-    hook: DevRevHook,
+    hook: BulkHook,
     requests: Sequence[ApiRequest],
     *,
     max_concurrency: int,
@@ -143,11 +190,11 @@ def fetch_all(
         limit.wait_unless_stopped(seconds if real_time else 0.0)
 
     local = threading.local()
-    workers: list[DevRevHook] = []
+    workers: list[BulkHook] = []
     workers_lock = threading.Lock()
 
-    def worker_hook() -> DevRevHook:
-        clone: DevRevHook | None = getattr(local, "hook", None)
+    def worker_hook() -> BulkHook:
+        clone: BulkHook | None = getattr(local, "hook", None)
         if clone is None:
             clone = local.hook = hook.worker_copy(retry_rate_limited=False, sleep=interruptible_sleep)
             with workers_lock:

@@ -8,10 +8,39 @@ published, at a few MB of parser state whatever the recording's size.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_devrev.contract import ApiRequest, recording_kind
 from airflow_provider_devrev.exceptions import DevRevUnexpectedResponseError
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedRecording:
+    """What :meth:`DevRevHook.stream_session_recording` wrote: the body's size and its ``recording`` kind."""
+
+    bytes: int
+    recording: str
+
+
+def stream_checked(
+    call_streaming: Callable[[ApiRequest, Callable[[bytes], Any]], int],
+    request: ApiRequest,
+    write: Callable[[bytes], Any],
+) -> StreamedRecording:
+    """
+    Stream the answer to ``request`` into ``write`` with ``call_streaming`` (the hook's), checking its JSON on
+    the way; see :meth:`~airflow_provider_devrev.hooks.devrev.DevRevHook.stream_session_recording`.
+    """
+    scanner = RecordingScanner(request)
+
+    def checked_write(chunk: bytes) -> None:
+        scanner.feed(chunk)
+        write(chunk)
+
+    call_streaming(request, checked_write)
+    return StreamedRecording(bytes=scanner.bytes, recording=scanner.finish())
 
 
 class RecordingScanner:

@@ -5,70 +5,36 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev import metrics
-from airflow_provider_devrev._arguments import validate_max_concurrency
-from airflow_provider_devrev._compat import BaseHook, mask_secret
-from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
+from airflow_provider_devrev.connection import ConnectionSettings, HookOptions
 from airflow_provider_devrev.contract import (
     ApiRequest,
     dev_users_self_request,
-    error_from_response,
     get_session_developer_info_request,
     get_session_recording_request,
     get_session_request,
-    no_response_error,
-    parse_response,
     recording_kind,
-    unsendable_request_error,
 )
-from airflow_provider_devrev.exceptions import (
-    DevRevAuthError,
-    DevRevError,
-    DevRevInvalidInputError,
-    DevRevServerError,
-    DevRevUnexpectedResponseError,
-)
+from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
+from airflow_provider_devrev.hooks import _sync_transport
+from airflow_provider_devrev.hooks._credentials import ConnectionReader
+from airflow_provider_devrev.hooks._streaming import StreamedRecording as StreamedRecording
+from airflow_provider_devrev.hooks._streaming import stream_checked
+from airflow_provider_devrev.hooks._sync_transport import MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY_BYTES
+from airflow_provider_devrev.hooks._sync_transport import STREAM_CHUNK_BYTES as STREAM_CHUNK_BYTES
 from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
-from airflow_provider_devrev.network import (
-    exception_chain,
-    proxy_failure,
-    tls_error,
-    tunnel_status,
-)
-from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
 
 if TYPE_CHECKING:
     import requests
 
-#: Bytes read from the network at a time when a body is streamed to storage.
-STREAM_CHUNK_BYTES = 1 << 16
-#: The most of an error answer read while streaming: DevRev's error bodies are small, a proxy's page too.
-MAX_ERROR_BODY_BYTES = 1 << 20
-
-#: Settings validated from one async connection lookup, by (lookup number, hook options). Thousands of
-#: triggers started from the same lookup then validate the connection once, not once each (validation
-#: reads the proxy environment and parses every extra). A lookup number is never reused, so a changed
-#: connection, found by a newer lookup, is validated afresh.
-_SETTINGS_BY_LOOKUP: dict[tuple[int, float | None, int | None, float | None], ConnectionSettings] = {}
-_SETTINGS_BY_LOOKUP_SIZE = 256
 #: A hook's options when none is given (the dataclass is frozen, so one instance serves every such hook).
 _NO_OPTIONS = HookOptions()
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamedRecording:
-    """What :meth:`DevRevHook.stream_session_recording` wrote: the body's size and its ``recording`` kind."""
-
-    bytes: int
-    recording: str
-
-
-class DevRevHook(BaseHook):
+class DevRevHook(ConnectionReader):
     """
     Talk to DevRev's observability API with a ``devrev`` connection.
 
@@ -118,10 +84,10 @@ class DevRevHook(BaseHook):
             self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep
-        self._settings: ConnectionSettings | None = None
-        self._credentials: _Credentials | None = None
+        self._settings = None
+        self._credentials = None
         self._lookup_number = 0
-        self._http: requests.Session | None = None
+        self._http = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(devrev_conn_id={self.devrev_conn_id!r})"
@@ -148,166 +114,10 @@ class DevRevHook(BaseHook):
             self._use(await self._aread_settings())
         return self._current()
 
-    def _read_settings(self) -> ConnectionSettings:
-        policy, what = self._lookup_policy(), f"lookup of connection {self.devrev_conn_id!r}"
-        for attempt in range(1, policy.max_retries + 2):
-            try:
-                conn = self.get_connection(self.devrev_conn_id)
-                # Every form the token could take in a text, before validation can refuse it and say why.
-                for form in token_forms(conn.password):
-                    mask_secret(form)
-                extra = conn.extra_dejson
-                break
-            except Exception as err:
-                failure = _lookup_failure(self.devrev_conn_id, err)
-            if attempt > policy.max_retries or not policy.should_retry(failure):
-                raise failure from None
-            wait = policy.wait_seconds(failure, attempt)
-            policy.log_retry(self.log, what, failure, attempt, wait)
-            self._sleep(wait)
-        settings = self._settings_from(conn, extra)
-        if settings.network.proxy and settings.network.proxy.password:
-            mask_secret(settings.network.proxy.password)
-        return settings
-
-    async def _aread_settings(self, *, newer_than: int = 0) -> ConnectionSettings:
-        import asyncio
-
-        from airflow_provider_devrev.hooks._async_transport import connection_lookup
-
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                number, conn, extra = await connection_lookup(self.devrev_conn_id, type(self), newer_than=newer_than)
-                break
-            except Exception as err:
-                failure = _lookup_failure(self.devrev_conn_id, err)
-            # Built on a failure only: every trigger's hook comes here once, and nearly every lookup is cached.
-            policy = self._lookup_policy()
-            if attempt > policy.max_retries or not policy.should_retry(failure):
-                raise failure from None
-            wait = policy.wait_seconds(failure, attempt)
-            policy.log_retry(self.log, f"lookup of connection {self.devrev_conn_id!r}", failure, attempt, wait)
-            await (self._async_sleep or asyncio.sleep)(wait)
-        self._lookup_number = number
-        # A plain tuple: the frozen dataclass's generated hash and equality are Python code.
-        options = self.options
-        key = (number, options.timeout, options.max_retries, options.max_retry_wait)
-        settings = _SETTINGS_BY_LOOKUP.get(key)
-        if settings is None:
-            settings = self._validated(conn, extra)
-            if settings.network.proxy and settings.network.proxy.password:
-                from airflow_provider_devrev._compat import amask_secret
-
-                # As the sync read does; once per lookup, since the settings are kept per lookup.
-                await amask_secret(settings.network.proxy.password)
-            if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
-                _SETTINGS_BY_LOOKUP.clear()
-            _SETTINGS_BY_LOOKUP[key] = settings
-        self._warn_if_unverified(settings)
-        return settings
-
-    def _lookup_policy(self) -> RetryPolicy:
-        # The connection's own retry extras are what is being looked up: the hook's arguments, else defaults.
-        retries, longest = self.options.max_retries, self.options.max_retry_wait
-        return RetryPolicy(
-            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
-            max_retry_wait=DEFAULT_MAX_RETRY_WAIT if longest is None else longest,
-        )
-
-    def _settings_from(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        settings = self._validated(conn, extra)
-        self._warn_if_unverified(settings)
-        return settings
-
-    def _validated(self, conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-        return settings_from_connection(
-            self.devrev_conn_id,
-            host=conn.host,
-            port=conn.port,
-            password=conn.password,
-            extra=extra,
-            options=self.options,
-        )
-
-    def _warn_if_unverified(self, settings: ConnectionSettings) -> None:
-        if not settings.network.verify:
-            self.log.warning(
-                "Connection %r has verify_tls=false: DevRev's TLS certificate is NOT verified, so anyone on "
-                "the network path can read the token and the sessions. Use ca_bundle instead if you can.",
-                self.devrev_conn_id,
-            )
-
-    # -- rotation -------------------------------------------------------------------------------------
-    # The token and base URL are what a rotation changes; other settings (timeouts, retries, scope) are
-    # read once per hook. They are held in a _Credentials that the hook shares with its worker copies, so
-    # a rotation one of them finds is adopted by all without more lookups.
-
-    def _use(self, settings: ConnectionSettings) -> None:
-        self._settings = settings
-        self._credentials = _Credentials(settings)
-
-    def _current(self) -> ConnectionSettings:
-        """The settings, with the token and base URL a worker copy may have found since (no lookup)."""
-        settings = self._settings
-        assert settings is not None
-        assert self._credentials is not None
-        token, base_url = self._credentials.current
-        if (settings.token, settings.base_url) != (token, base_url):
-            settings = self._settings = dataclasses.replace(settings, token=token, base_url=base_url)
-            if self._http is not None:
-                self._http.headers.update(settings.headers())
-        return settings
-
-    def _rotated(self, used: ConnectionSettings) -> bool:
-        """After a 401 sent with ``used``: whether the connection now holds another token or host (read
-        again, once, unless another copy of this hook already has), adopting them if so."""
-        credentials = self._credentials
-        assert credentials is not None
-        with credentials.lock:
-            unchanged = credentials.current == (used.token, used.base_url)
-            if unchanged and not self._adopt_if_changed(credentials, used, self._read_settings()):
-                return False
-        self._current()
-        return True
-
-    async def _arotated(self, used: ConnectionSettings) -> bool:
-        """:meth:`_rotated` for the async transport: the lookup bypasses the event loop's cache."""
-        credentials = self._credentials
-        assert credentials is not None
-        if credentials.current == (used.token, used.base_url):
-            fresh = await self._aread_settings(newer_than=self._lookup_number)
-            if not self._adopt_if_changed(credentials, used, fresh):
-                return False
-        self._current()
-        return True
-
-    def _adopt_if_changed(self, credentials: _Credentials, used: ConnectionSettings, fresh: ConnectionSettings) -> bool:
-        changed = [
-            what
-            for what, old, new in (("token", used.token, fresh.token), ("host", used.base_url, fresh.base_url))
-            if old != new
-        ]
-        if not changed:
-            return False
-        credentials.current = (fresh.token, fresh.base_url)
-        self.log.info("DevRev connection %s changed; using the new %s", self.devrev_conn_id, " and ".join(changed))
-        return True
-
     def get_conn(self) -> requests.Session:
         """The hook's keep-alive ``requests.Session``, built on first use with the connection's headers."""
         if self._http is None:
-            import requests
-
-            http = requests.Session()
-            http.headers.update(self.settings.headers())
-            # The route and trust were decided once, in network.py; requests must not redo it from the
-            # environment (the async transport could not follow it there).
-            http.trust_env = False
-            http.proxies = self.settings.network.requests_proxies()
-            http.verify = self.settings.network.requests_verify()
-            self._http = http
+            self._http = _sync_transport.new_session(self.settings)
         return self._http
 
     def close(self) -> None:
@@ -394,17 +204,8 @@ class DevRevHook(BaseHook):
 
         :return: How many bytes were written, and the recording's kind.
         """
-        from airflow_provider_devrev.hooks._streaming import RecordingScanner
-
         request = get_session_recording_request(session_id, version_key, recording_id=recording_id, tab_id=tab_id)
-        scanner = RecordingScanner(request)
-
-        def checked_write(chunk: bytes) -> None:
-            scanner.feed(chunk)
-            write(chunk)
-
-        self.call_streaming(request, checked_write)
-        return StreamedRecording(bytes=scanner.bytes, recording=scanner.finish())
+        return stream_checked(self.call_streaming, request, write)
 
     def get_session_developer_info(self, session_id: str, version_key: str, tab_id: str) -> dict[str, Any]:
         """
@@ -434,8 +235,8 @@ class DevRevHook(BaseHook):
         return await acall(request, self._current(), sleep=self._async_sleep, log=self._retry_log)
 
     def _retry_log(self) -> Any:
-        # For the async transport, which asks only when it has a retry to log: on Airflow 3 a hook's logger
-        # is built at its first use, and a trigger builds a hook per wait.
+        # For the transports, which ask only when they have a retry to log: on Airflow 3 a hook's logger is
+        # built at its first use, and a trigger builds a hook per wait.
         return self.log
 
     def iter_sessions(
@@ -543,20 +344,11 @@ class DevRevHook(BaseHook):
         :raises DevRevError: the first final failure; queued requests are dropped and workers waiting out a
             pause or a retry give up (requests already on the wire end within their timeout).
         """
-        from airflow_provider_devrev.hooks._bulk import fetch_all
+        from airflow_provider_devrev.hooks._bulk import fetch_sessions
 
-        validate_max_concurrency(max_concurrency)
-        if isinstance(session_ids, str) or not isinstance(session_ids, Iterable):
-            raise DevRevInvalidInputError("session_ids", session_ids, "must be a list of session ids")
-        unique = list(dict.fromkeys(session_ids))
-        requests = [get_session_request(platform, session_id, version_key) for session_id in unique]
-        if not requests:
-            return []
-        self.settings  # noqa: B018 - read the connection once, here, not in every worker thread
-        results = fetch_all(
-            self, requests, max_concurrency=min(max_concurrency, len(requests)), skip_missing=skip_missing
+        return fetch_sessions(
+            self, platform, version_key, session_ids, max_concurrency=max_concurrency, skip_missing=skip_missing
         )
-        return [session for session in results if session is not None]
 
     def worker_copy(
         self, *, retry_rate_limited: bool = True, sleep: Callable[[float], Any] | None = None
@@ -588,87 +380,13 @@ class DevRevHook(BaseHook):
 
         A 401 reads the connection again; if the token or host changed, the request is sent again at once.
         """
-        result: dict[str, Any] = self._rotating(request, self._send_once, retry=retry)
-        return result
 
-    def _rotating(
-        self, request: ApiRequest, send: Callable[[ApiRequest, ConnectionSettings], Any], *, retry: bool
-    ) -> Any:
-        """``send`` with the retry policy, read again and sent once more after a 401 if the connection changed."""
-        settings = self.settings
-        try:
-            return self._call_with_policy(request, settings, retry=retry, send=send)
-        except DevRevAuthError as err:
-            unauthorized = err
-        # Outside the except clause: a failure from here on is not chained to the 401.
-        if not self._rotated(settings):
-            raise unauthorized
-        return self._call_with_policy(request, self._current(), retry=retry, send=send)
+        def send(settings: ConnectionSettings) -> dict[str, Any]:
+            return _sync_transport.call(
+                self.get_conn(), request, settings, retry=retry, sleep=self._sleep, log=self._retry_log
+            )
 
-    def _call_with_policy(
-        self,
-        request: ApiRequest,
-        settings: ConnectionSettings,
-        *,
-        retry: bool,
-        send: Callable[[ApiRequest, ConnectionSettings], Any],
-    ) -> Any:
-        try:
-            return send(request, settings)
-        except DevRevError as err:
-            wait = settings.retry.first_retry_wait(err, log=self.log, what=request.describe()) if retry else None
-            if wait is None:
-                raise
-            self._sleep(wait)
-        from tenacity import Retrying
-
-        kwargs = settings.retry.tenacity_kwargs(
-            sleep=self._sleep, log=self.log, what=request.describe(), attempts_made=1
-        )
-        return Retrying(**kwargs)(send, request, settings)
-
-    def _send_once(self, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
-        failure: DevRevError
-        cause: BaseException | None = None
-        try:
-            response = self._request(request, settings)
-        except Exception as err:
-            reported = _request_failure(request, settings, err)
-            if reported is None:
-                raise
-            failure, cause = reported
-        else:
-            metrics.request_answered(request.path, response.status_code)
-            try:
-                return parse_response(request, response.status_code, response.headers, response.content)
-            except DevRevError as err:
-                failure = settings.retry.check_wait_acceptable(err)
-        # Raised here, outside the except clauses, so that no error is chained to what the library raised
-        # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
-        try:
-            raise failure from cause
-        finally:
-            # The traceback holds this frame: without this, frame -> error -> traceback -> frame is a
-            # reference cycle per failed call (see the async transport's _send_once).
-            del failure, cause
-
-    def _request(self, request: ApiRequest, settings: ConnectionSettings, *, stream: bool = False) -> requests.Response:
-        kwargs: dict[str, Any] = {
-            "json": request.body,
-            "timeout": (settings.connect_timeout, settings.read_timeout),
-            "allow_redirects": False,
-            "stream": stream,
-        }
-        if settings.network.verify:
-            return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
-        import warnings
-
-        from urllib3.exceptions import InsecureRequestWarning
-
-        # The hook warned once (verify_tls=false); urllib3 would warn again at every request.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", InsecureRequestWarning)
-            return self.get_conn().request(request.method, request.url(settings.base_url), **kwargs)
+        return self._rotating(self.settings, send)
 
     def call_streaming(self, request: ApiRequest, write: Callable[[bytes], Any]) -> int:
         """
@@ -682,69 +400,12 @@ class DevRevHook(BaseHook):
         :return: How many bytes of the body were written.
         """
 
-        def send(request: ApiRequest, settings: ConnectionSettings) -> int:
-            return self._stream_once(request, settings, write)
+        def send(settings: ConnectionSettings) -> int:
+            return _sync_transport.call_streaming(
+                self.get_conn(), request, settings, write, sleep=self._sleep, log=self._retry_log
+            )
 
-        written: int = self._rotating(request, send, retry=True)
-        return written
-
-    def _stream_once(self, request: ApiRequest, settings: ConnectionSettings, write: Callable[[bytes], Any]) -> int:
-        import requests
-
-        failure: DevRevError | None = None
-        cause: BaseException | None = None
-        try:
-            response = self._request(request, settings, stream=True)
-        except Exception as err:
-            reported = _request_failure(request, settings, err)
-            if reported is None:
-                raise
-            failure, cause = reported
-        if failure is not None:
-            # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
-            raise failure from cause
-        written = 0
-        with response:
-            metrics.request_answered(request.path, response.status_code)
-            if not 200 <= response.status_code < 300:
-                content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
-                error = error_from_response(request, response.status_code, response.headers, content)
-                raise settings.retry.check_wait_acceptable(error)
-            try:
-                for chunk in response.iter_content(STREAM_CHUNK_BYTES):
-                    if chunk:
-                        write(chunk)
-                        written += len(chunk)
-            except requests.RequestException as err:
-                cause = err
-                if written:
-                    # Bytes already written cannot be taken back: the caller discards them and the error is final.
-                    failure = DevRevUnexpectedResponseError(
-                        f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
-                        f"({type(err).__name__}); nothing was published",
-                        status_code=200,
-                        error_type="incomplete_body",
-                    )
-                else:
-                    failure, cause = _request_failure(request, settings, err) or (
-                        no_response_error(request, settings.base_url),
-                        err,
-                    )
-        if failure is not None:
-            raise failure from cause
-        return written
-
-
-class _Credentials:
-    """The token and base URL in use by a hook and its worker copies; ``lock`` serializes re-reads."""
-
-    def __init__(self, settings: ConnectionSettings) -> None:
-        self.lock = threading.Lock()
-        # One tuple, replaced whole, so a reader never sees a new token with the old host.
-        self.current: tuple[str, str] = (settings.token, settings.base_url)
-
-    def __repr__(self) -> str:
-        return "_Credentials(...)"
+        return self._rotating(self.settings, send)
 
 
 @functools.cache
@@ -754,78 +415,3 @@ def _async_send() -> Callable[..., Awaitable[dict[str, Any]]]:
     from airflow_provider_devrev.hooks._async_transport import acall
 
     return acall
-
-
-def _lookup_failure(conn_id: str, error: Exception) -> Exception:
-    """
-    What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
-    (a secrets backend or API server hiccup) as a transient :class:`DevRevServerError`, retried like a 503.
-
-    The lookup's own message is not quoted, since a secrets backend may put anything in it: only its class
-    is named.
-    """
-    # By name: Airflow 3.0 has two classes of that name (airflow.exceptions and the Task SDK's).
-    missing = any(cls.__name__ == "AirflowNotFoundException" for cls in type(error).__mro__)
-    if missing or isinstance(error, DevRevError):
-        return error
-    return DevRevServerError(
-        f"looking up connection {conn_id!r} failed ({type(error).__name__}); the secrets backend or the API "
-        "server may be restarting",
-        error_type="connection_lookup_failed",
-    )
-
-
-def _request_failure(
-    request: ApiRequest, settings: ConnectionSettings, error: BaseException
-) -> tuple[DevRevError, BaseException | None] | None:
-    """
-    How an exception from ``requests`` while sending ``request`` is reported: the typed error, and the cause it
-    may be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
-
-    Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
-    proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
-    Proxy-Authorization header in their attributes); a request the library refuses to send (an invalid header or
-    URL, an encoding error) is final and unchained too, since requests quotes an invalid header, token included.
-    """
-    import requests
-
-    if isinstance(error, requests.ConnectTimeout):
-        return (
-            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
-            error,
-        )
-    if isinstance(error, requests.Timeout):
-        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
-    if isinstance(error, requests.exceptions.SSLError):
-        tls = _tls_failure(request, settings, error)
-        return (tls, None) if tls is not None else (no_response_error(request, settings.base_url), error)
-    if isinstance(error, requests.exceptions.ProxyError):
-        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(error)), None
-    if isinstance(error, _network_errors()):
-        return no_response_error(request, settings.base_url), error
-    if isinstance(error, (requests.RequestException, ValueError, TypeError, LookupError)):
-        return unsendable_request_error(request, settings.base_url, error), None
-    return None
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """The ``requests`` errors that mean the network failed (retried), as opposed to a refused request."""
-    import requests
-
-    return (
-        requests.ConnectionError,
-        requests.exceptions.ChunkedEncodingError,
-        requests.exceptions.ContentDecodingError,
-        requests.exceptions.RetryError,
-    )
-
-
-def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError | None:
-    """The final error for a certificate that did not verify, or ``None`` for another TLS failure (transient)."""
-    import ssl
-
-    for link in exception_chain(error):
-        if isinstance(link, ssl.SSLCertVerificationError):
-            reason = link.verify_message or str(link)
-            return tls_error(request.describe(), settings.base_url, settings.network, reason)
-    return None

@@ -6,14 +6,10 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import (
-    LazyHookMixin,
-    known_at_parse_time,
-    validate_listing_arguments,
-    validate_max_concurrency,
-)
+from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_time, validate_listing_arguments
 from airflow_provider_devrev._compat import BaseOperator
 from airflow_provider_devrev._storage import published_atomically
+from airflow_provider_devrev._values import validate_max_concurrency
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError

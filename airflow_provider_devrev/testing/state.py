@@ -12,7 +12,8 @@ import random
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev.testing import data
+# The module, not the package: the package's __init__ names the simulator, which builds on this module.
+import airflow_provider_devrev.testing.data as data
 from airflow_provider_devrev.testing.store import SessionStore
 
 if TYPE_CHECKING:

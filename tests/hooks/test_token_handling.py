@@ -95,11 +95,11 @@ def session(sim):
 @pytest.fixture
 def lookups(monkeypatch) -> list[str]:
     """Every connection lookup either transport makes."""
-    from airflow_provider_devrev.hooks import _async_transport
+    from airflow_provider_devrev.hooks import _credentials
 
     seen: list[str] = []
     original = DevRevHook.get_connection
-    real_lookup = _async_transport._lookup
+    real_lookup = _credentials._lookup
     in_async_lookup = [0]  # which, before Airflow 3.3.2, calls get_connection in a thread: counted once
 
     def counting(conn_id):
@@ -116,7 +116,7 @@ def lookups(monkeypatch) -> list[str]:
             in_async_lookup[0] -= 1
 
     monkeypatch.setattr(DevRevHook, "get_connection", staticmethod(counting))
-    monkeypatch.setattr(_async_transport, "_lookup", counting_lookup)
+    monkeypatch.setattr(_credentials, "_lookup", counting_lookup)
     return seen
 
 

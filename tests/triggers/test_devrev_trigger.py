@@ -188,16 +188,16 @@ def test_malformed_events_are_clear_errors(event):
 
 
 def test_concurrent_triggers_share_one_pool_and_one_connection_lookup(devrev_simulator, clock, monkeypatch):
-    from airflow_provider_devrev.hooks import _async_transport
+    from airflow_provider_devrev.hooks import _async_transport, _credentials
 
     lookups: list[str] = []
-    real_lookup = _async_transport._lookup
+    real_lookup = _credentials._lookup
 
     async def counting_lookup(conn_id, hook_class):
         lookups.append(conn_id)
         return await real_lookup(conn_id, hook_class)
 
-    monkeypatch.setattr(_async_transport, "_lookup", counting_lookup)
+    monkeypatch.setattr(_credentials, "_lookup", counting_lookup)
 
     sim = devrev_simulator
     sessions = [
@@ -273,7 +273,7 @@ def test_a_zero_poll_interval_still_waits_between_polls(devrev_simulator, clock)
 
 
 def test_a_cancelled_connection_lookup_is_not_cached(monkeypatch):
-    from airflow_provider_devrev.hooks import _async_transport
+    from airflow_provider_devrev.hooks import _credentials
 
     blocked = [True]
 
@@ -282,16 +282,16 @@ def test_a_cancelled_connection_lookup_is_not_cached(monkeypatch):
             await asyncio.Event().wait()  # never finishes: cancelled below
         return "conn", {"fresh": True}
 
-    monkeypatch.setattr(_async_transport, "_lookup", lookup)
+    monkeypatch.setattr(_credentials, "_lookup", lookup)
 
     async def scenario():
-        first = asyncio.ensure_future(_async_transport.connection_fields("c", object))
+        first = asyncio.ensure_future(_credentials.connection_fields("c", object))
         await asyncio.sleep(0)
-        _async_transport._CONNECTIONS[asyncio.get_running_loop()]["c"][1].cancel()
+        _credentials._CONNECTIONS[asyncio.get_running_loop()]["c"][1].cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
         blocked[0] = False
-        return await asyncio.wait_for(_async_transport.connection_fields("c", object), 5)
+        return await asyncio.wait_for(_credentials.connection_fields("c", object), 5)
 
     assert asyncio.run(scenario()) == ("conn", {"fresh": True})
 
@@ -320,10 +320,10 @@ def test_a_token_rotated_mid_wait_is_read_again_past_the_loops_cache(devrev_simu
 
 
 def _failing_lookups(monkeypatch, failures: int, error: Exception) -> list[str]:
-    from airflow_provider_devrev.hooks import _async_transport
+    from airflow_provider_devrev.hooks import _credentials
 
     calls: list[str] = []
-    real_lookup = _async_transport._lookup
+    real_lookup = _credentials._lookup
 
     async def flaky(conn_id, hook_class):
         calls.append(conn_id)
@@ -331,7 +331,7 @@ def _failing_lookups(monkeypatch, failures: int, error: Exception) -> list[str]:
             raise error
         return await real_lookup(conn_id, hook_class)
 
-    monkeypatch.setattr(_async_transport, "_lookup", flaky)
+    monkeypatch.setattr(_credentials, "_lookup", flaky)
     return calls
 
 
@@ -363,11 +363,11 @@ def test_a_failing_connection_lookup_is_retried_with_backoff_like_a_5xx(devrev_s
 def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulator, clock, monkeypatch):
     # A secrets backend or supervisor that never answers must not hold the trigger (and every other DevRev
     # trigger of the loop, which share the lookup) forever.
-    from airflow_provider_devrev.hooks import _async_transport
+    from airflow_provider_devrev.hooks import _credentials
 
     sim = devrev_simulator
     session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION)
-    real_lookup, calls = _async_transport._lookup_and_mask, []
+    real_lookup, calls = _credentials._lookup_and_mask, []
 
     async def hangs_once(conn_id, hook_class):
         calls.append(conn_id)
@@ -375,8 +375,8 @@ def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulato
             await asyncio.Event().wait()
         return await real_lookup(conn_id, hook_class)
 
-    monkeypatch.setattr(_async_transport, "_lookup_and_mask", hangs_once)
-    monkeypatch.setattr(_async_transport, "CONNECTION_LOOKUP_TIMEOUT", 0.2)
+    monkeypatch.setattr(_credentials, "_lookup_and_mask", hangs_once)
+    monkeypatch.setattr(_credentials, "CONNECTION_LOOKUP_TIMEOUT", 0.2)
 
     events = run_to_events(make_trigger(session["session_id"], poll_interval=30, max_retries=2))
 

@@ -1,0 +1,279 @@
+"""
+The sync transport: ``requests``, one keep-alive session per hook (one per worker thread in a bulk fetch).
+
+Shaped like the async transport (``_async_transport.py``) step for step, so the two read side by side: the
+session, sending with the retry policy (:func:`call`), one attempt (``_send_once``; ``_stream_once`` streams a
+body, which only this transport does), what a failure of the library means (``_request_failure``), and the
+options of every request (``_request_options``).
+
+``requests`` is imported on first use: the triggerer imports the hook, and so this module, but never sends
+with ``requests``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev import metrics
+from airflow_provider_devrev.connection import ConnectionSettings
+from airflow_provider_devrev.contract import (
+    ApiRequest,
+    error_from_response,
+    no_response_error,
+    parse_response,
+    unsendable_request_error,
+)
+from airflow_provider_devrev.exceptions import DevRevError, DevRevUnexpectedResponseError
+from airflow_provider_devrev.network import (
+    exception_chain,
+    proxy_failure,
+    tls_error,
+    tunnel_status,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+#: Bytes read from the network at a time when a body is streamed to storage.
+STREAM_CHUNK_BYTES = 1 << 16
+#: The most of an error answer read while streaming: DevRev's error bodies are small, a proxy's page too.
+MAX_ERROR_BODY_BYTES = 1 << 20
+
+
+def new_session(settings: ConnectionSettings) -> requests.Session:
+    """A keep-alive ``requests.Session`` with the connection's headers, route and trust."""
+    import requests
+
+    http = requests.Session()
+    http.headers.update(settings.headers())
+    # The route and trust were decided once, in network.py; requests must not redo it from the
+    # environment (the async transport could not follow it there).
+    http.trust_env = False
+    http.proxies = settings.network.requests_proxies()
+    http.verify = settings.network.requests_verify()
+    return http
+
+
+def call(
+    http: requests.Session,
+    request: ApiRequest,
+    settings: ConnectionSettings,
+    *,
+    retry: bool,
+    sleep: Callable[[float], Any],
+    log: Callable[[], Any],
+) -> dict[str, Any]:
+    """
+    Send ``request`` on ``http`` with the connection's retry policy (or once, without ``retry``) and return the
+    result object.
+
+    :param log: Returns where retries are logged; called only when there is one to log.
+    """
+
+    def send() -> dict[str, Any]:
+        return _send_once(http, request, settings)
+
+    result: dict[str, Any] = _with_policy(send, request, settings, retry=retry, sleep=sleep, log=log)
+    return result
+
+
+def call_streaming(
+    http: requests.Session,
+    request: ApiRequest,
+    settings: ConnectionSettings,
+    write: Callable[[bytes], Any],
+    *,
+    sleep: Callable[[float], Any],
+    log: Callable[[], Any],
+) -> int:
+    """
+    :func:`call`, handing a 2xx body to ``write`` chunk by chunk as it arrives: retried until the first chunk
+    has been written, final after that (see ``_stream_once``).
+
+    :return: How many bytes of the body were written.
+    """
+
+    def send() -> int:
+        return _stream_once(http, request, settings, write)
+
+    written: int = _with_policy(send, request, settings, retry=True, sleep=sleep, log=log)
+    return written
+
+
+def _with_policy(
+    send: Callable[[], Any],
+    request: ApiRequest,
+    settings: ConnectionSettings,
+    *,
+    retry: bool,
+    sleep: Callable[[float], Any],
+    log: Callable[[], Any],
+) -> Any:
+    try:
+        return send()
+    except DevRevError as err:
+        wait = settings.retry.first_retry_wait(err, log=log(), what=request.describe()) if retry else None
+        if wait is None:
+            raise
+        sleep(wait)
+    from tenacity import Retrying
+
+    kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=request.describe(), attempts_made=1)
+    return Retrying(**kwargs)(send)
+
+
+def _send_once(http: requests.Session, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
+    failure: DevRevError
+    cause: BaseException | None = None
+    try:
+        response = _request(http, request, settings)
+    except Exception as err:
+        reported = _request_failure(request, settings, err)
+        if reported is None:
+            raise
+        failure, cause = reported
+        del reported  # else this frame would hold the error too (see the finally below)
+    else:
+        metrics.request_answered(request.path, response.status_code)
+        try:
+            return parse_response(request, response.status_code, response.headers, response.content)
+        except DevRevError as err:
+            failure = settings.retry.check_wait_acceptable(err)
+    # Raised here, outside the except clauses, so that no error is chained to what the library raised
+    # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
+    try:
+        raise failure from cause
+    finally:
+        # The traceback holds this frame: without this, frame -> error -> traceback -> frame is a
+        # reference cycle per failed call (see the async transport's _send_once).
+        del failure, cause
+
+
+def _stream_once(
+    http: requests.Session, request: ApiRequest, settings: ConnectionSettings, write: Callable[[bytes], Any]
+) -> int:
+    import requests
+
+    failure: DevRevError | None = None
+    cause: BaseException | None = None
+    try:
+        response = _request(http, request, settings, stream=True)
+    except Exception as err:
+        reported = _request_failure(request, settings, err)
+        if reported is None:
+            raise
+        failure, cause = reported
+    if failure is not None:
+        # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
+        raise failure from cause
+    written = 0
+    with response:
+        metrics.request_answered(request.path, response.status_code)
+        if not 200 <= response.status_code < 300:
+            content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
+            error = error_from_response(request, response.status_code, response.headers, content)
+            raise settings.retry.check_wait_acceptable(error)
+        try:
+            for chunk in response.iter_content(STREAM_CHUNK_BYTES):
+                if chunk:
+                    write(chunk)
+                    written += len(chunk)
+        except requests.RequestException as err:
+            cause = err
+            if written:
+                # Bytes already written cannot be taken back: the caller discards them and the error is final.
+                failure = DevRevUnexpectedResponseError(
+                    f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
+                    f"({type(err).__name__}); nothing was published",
+                    status_code=200,
+                    error_type="incomplete_body",
+                )
+            else:
+                failure, cause = _request_failure(request, settings, err) or (
+                    no_response_error(request, settings.base_url),
+                    err,
+                )
+    if failure is not None:
+        raise failure from cause
+    return written
+
+
+def _request_failure(
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+) -> tuple[DevRevError, BaseException | None] | None:
+    """
+    How an exception from ``requests`` while sending ``request`` is reported: the typed error, and the cause it
+    may be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
+    proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
+    Proxy-Authorization header in their attributes); a request the library refuses to send (an invalid header or
+    URL, an encoding error) is final and unchained too, since requests quotes an invalid header, token included.
+    """
+    import requests
+
+    if isinstance(error, requests.ConnectTimeout):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            error,
+        )
+    if isinstance(error, requests.Timeout):
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+    if isinstance(error, requests.exceptions.SSLError):
+        tls = _tls_failure(request, settings, error)
+        return (tls, None) if tls is not None else (no_response_error(request, settings.base_url), error)
+    if isinstance(error, requests.exceptions.ProxyError):
+        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(error)), None
+    if isinstance(error, _network_errors()):
+        return no_response_error(request, settings.base_url), error
+    if isinstance(error, (requests.RequestException, ValueError, TypeError, LookupError)):
+        return unsendable_request_error(request, settings.base_url, error), None
+    return None
+
+
+def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """
+    The arguments of every request made with ``settings`` besides its body: timeouts and no redirects (the
+    headers, the route and the trust are the session's, see :func:`new_session`).
+    """
+    return {"timeout": (settings.connect_timeout, settings.read_timeout), "allow_redirects": False}
+
+
+def _request(
+    http: requests.Session, request: ApiRequest, settings: ConnectionSettings, *, stream: bool = False
+) -> requests.Response:
+    kwargs: dict[str, Any] = {"json": request.body, **_request_options(settings), "stream": stream}
+    if settings.network.verify:
+        return http.request(request.method, request.url(settings.base_url), **kwargs)
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    # The hook warned once (verify_tls=false); urllib3 would warn again at every request.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureRequestWarning)
+        return http.request(request.method, request.url(settings.base_url), **kwargs)
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The ``requests`` errors that mean the network failed (retried), as opposed to a refused request."""
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+        requests.exceptions.RetryError,
+    )
+
+
+def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError | None:
+    """The final error for a certificate that did not verify, or ``None`` for another TLS failure (transient)."""
+    import ssl
+
+    for link in exception_chain(error):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            reason = link.verify_message or str(link)
+            return tls_error(request.describe(), settings.base_url, settings.network, reason)
+    return None
