@@ -13,6 +13,7 @@ must come from the virtualenv (the wheel on every leg of ``make test``). Nothing
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -101,6 +102,7 @@ def airflow_db() -> Path:
     from airflow.utils.db import resetdb
 
     resetdb()
+    _one_in_process_execution_api()
     # dag.test() on Airflow 3.0-3.2 needs the DAGs serialized in the DB already (3.3 syncs them itself);
     # the CLI does it the way the dag processor does, on every version.
     import subprocess
@@ -109,6 +111,24 @@ def airflow_db() -> Path:
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, timeout=300)
     return dags_folder
+
+
+def _one_in_process_execution_api() -> None:
+    """
+    One in-process Execution API for every ``dag.test()`` of the session, as Airflow 3.3 has it.
+
+    Airflow 3.0's ``dag.test()`` builds a new one for every task it runs (``in_process_api_server()`` in
+    ``airflow.sdk.execution_time.supervisor``, Task SDK 1.0.x): a FastAPI app whose Cadwyn routers are versioned
+    afresh, plus an a2wsgi event-loop thread, 1-1.5 s a task on 2 cores; it made the 3.0.6 leg take 3.4 times as
+    long as 2.11.2's. Later Airflow caches it (apache/airflow#65235, ``functools.lru_cache(maxsize=1)``), which
+    this does too, in the test process only. A no-op on 2.11 (no Task SDK) and where it is cached already.
+    """
+    try:
+        from airflow.sdk.execution_time import supervisor
+    except ImportError:  # Airflow 2.11
+        return
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
 
 
 @pytest.fixture
