@@ -6,6 +6,7 @@
 
 PYTHON ?= python3
 LEGS ?= 2.11.2 3.0.6 3.3.2
+CHECK_WORKERS ?= 4
 BIN := .venv/bin
 # .venv is the 3.3.2 leg's virtualenv (Python 3.13), with every extra (dev, docs, bench) installed from that leg's
 # lock (scripts/legs.py); a build a test starts in it (tests/test_distribution.py) is held to the lock too.
@@ -13,9 +14,9 @@ LOCKED := PIP_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock PIP_BUILD_CONSTRAI
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install lock dist demo demo-export demo-events demo-cluster test test-one lint docs docs-screenshots reliability bench bench-full clean
+.PHONY: install lock dist demo demo-export demo-events demo-cluster test check test-one soak lint docs docs-screenshots reliability bench bench-full clean
 
-# An editable install into .venv, for make demo and make test-one (make test installs the built wheel instead).
+# An editable install into .venv, for make demo, make check, make test-one and make soak (make test installs the built wheel instead).
 install:
 	$(PYTHON) scripts/test_legs.py --install-only 3.3.2
 
@@ -52,9 +53,20 @@ test:
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs
 
-# The whole suite on Airflow 3.3.2 only: the quick loop while developing.
+# The inner loop (under 3 minutes): every test that needs no Airflow metadata DB and no server beyond the
+# simulator (`-m "not servers"`, see tests/conftest.py), on Airflow 3.3.2 in the editable .venv, on pytest-xdist
+# workers. PYTHONSAFEPATH keeps `python -m` from putting the tree first on sys.path (tests/conftest.py checks).
+check: install
+	$(LOCKED) PYTHONSAFEPATH=1 $(BIN)/python -m pytest -p no:cacheprovider -m "not servers" -n $(CHECK_WORKERS)
+
+# The whole suite on Airflow 3.3.2 only, in the editable .venv.
 test-one: install
-	$(LOCKED) $(BIN)/python -m pytest
+	$(LOCKED) PYTHONSAFEPATH=1 $(BIN)/python -m pytest -p no:cacheprovider
+
+# The property-based tests (marked `property`) alone, 25 times their make test size, from a fresh seed each run
+# (tests/properties.py). Nothing depends on it; a failure prints the @reproduce_failure line that pins it.
+soak: install
+	$(LOCKED) PYTHONSAFEPATH=1 DEVREV_SOAK=1 $(BIN)/python -m pytest -p no:cacheprovider -m property -n $(CHECK_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
