@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +57,9 @@ DIST_VENV = REPO / ".venv-dist"
 LOGS = REPO / ".test-logs"
 SYSTEM_DEPS = REPO / "scripts" / "system_deps.sh"
 EDITABLE = "editable"
+#: pytest-xdist workers of each leg's run (the three legs run at once) and of the deployment tests (alone).
+WORKERS = os.environ.get("DEVREV_TEST_WORKERS", "2")
+DEPLOYMENT_WORKERS = os.environ.get("DEVREV_DEPLOYMENT_WORKERS", "2")
 
 
 def build_dist() -> tuple[Path, str | None]:
@@ -166,38 +170,37 @@ class Result:
         self.version = version
         self.python = "?"
         self.smoke = "not run"
-        self.summary = ""
+        self.summaries: list[str] = []
         self.provider = ""
         self.ok = False
-        self.started = time.monotonic()
         self.seconds = 0.0
 
 
-def run_leg(version: str, wheel: Path) -> Result:
-    result = Result(version)
+def run_leg(result: Result, wheel: Path) -> None:
+    """Install the leg, run the CLI smoke, then every test but the deployment ones (see :func:`main`)."""
+    started = time.monotonic()
     try:
-        return _run_leg(result, wheel)
+        version = result.version
+        error = install(version, wheel) or (system_servers() if runs_deployment(version) else None)
+        venv = leg(version).venv
+        result.python = python_label(venv)
+        if error:
+            result.summaries.append(error)
+            return
+        passed, output = smoke(venv)
+        print(f"\n===== Airflow {version} on Python {result.python}: Airflow's CLI smoke\n{output[-6000:]}", flush=True)
+        result.smoke = "pass" if passed else "FAIL"
+        result.ok = passed and pytest_run(result, wheel, "not deployment", WORKERS)
+        result.provider = imported_provider(venv)
     finally:
-        result.seconds = time.monotonic() - result.started
+        result.seconds += time.monotonic() - started
 
 
-def _run_leg(result: Result, wheel: Path) -> Result:
-    version = result.version
-    error = install(version, wheel) or (system_servers() if runs_deployment(version) else None)
-    venv = leg(version).venv
-    result.python = python_label(venv)
-    if error:
-        result.summary = error
-        return result
-    print(f"\n===== Airflow {version} on Python {result.python}: Airflow's CLI smoke", flush=True)
-    passed, output = smoke(venv)
-    print(output[-6000:], flush=True)
-    result.smoke = "pass" if passed else "FAIL"
-    args = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
-    if not runs_deployment(version):
-        args += ["-m", "not deployment"]
-    heading = f"Airflow {version} on Python {result.python}: {' '.join(args[2:])} (against {wheel.name})"
-    print(f"\n===== {heading}", flush=True)
+def pytest_run(result: Result, wheel: Path, marks: str, workers: str, *extra: str) -> bool:
+    """One pytest run of the leg over the tests ``marks`` selects, on ``workers`` pytest-xdist workers."""
+    version, venv = result.version, leg(result.version).venv
+    args = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-m", marks, "-n", workers]
+    args += extra
     # PYTHONSAFEPATH: `python -m pytest` (and any `python -m` a test starts) must not put the working directory,
     # this tree with the provider at its root, first on sys.path; tests/conftest.py checks it did not.
     env = {
@@ -206,14 +209,17 @@ def _run_leg(result: Result, wheel: Path) -> Result:
         "DEVREV_TEST_SDIST": str(sdist_of(wheel)),
         "PYTHONSAFEPATH": "1",
     }
+    started = time.monotonic()
     done = run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    seconds = time.monotonic() - started
     LOGS.mkdir(exist_ok=True)
-    log = LOGS / f"airflow-{version}.log"
+    log = LOGS / f"airflow-{version}{'-deployment' if marks == 'deployment' else ''}.log"
     log.write_text(done.stdout)
-    # A failed leg shows more of its output: the failures section is what CI's log must keep.
-    print(done.stdout[-6000 if done.returncode == 0 else -40000 :], flush=True)
-    print(f"(the whole output of this leg: {log.relative_to(REPO)})", flush=True)
-    result.summary = next(
+    heading = f"Airflow {version} on Python {result.python}: {' '.join(args[2:])} (against {wheel.name})"
+    # A failed run shows more of its output: the failures section is what CI's log must keep.
+    tail = done.stdout[-6000 if done.returncode == 0 else -40000 :]
+    print(f"\n===== {heading}, {seconds:.0f} s\n{tail}\n(the whole output: {log.relative_to(REPO)})", flush=True)
+    summary = next(
         (
             line.strip("= !")
             for line in reversed(done.stdout.splitlines())
@@ -221,10 +227,9 @@ def _run_leg(result: Result, wheel: Path) -> Result:
         ),
         "no summary line",
     )
-    result.provider = imported_provider(venv)
+    result.summaries.append(f"{marks}: {summary}")
     # pytest's exit status 5 means no test ran: that is a failure too.
-    result.ok = passed and done.returncode == 0
-    return result
+    return done.returncode == 0
 
 
 def runs_deployment(version: str) -> bool:
@@ -255,15 +260,29 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--dist-only"]:
         return 0
     built = time.monotonic() - started
-    results = [run_leg(version, wheel) for version in argv]
-    print(f"\nsdist and wheel built and checked in {built:.0f} s; a leg's wall time is its install, smoke and tests")
+    results = [Result(version) for version in argv]
+    # The legs run side by side: most of a leg's time is spent waiting on the servers its tests start, not
+    # computing. The deployment tests run afterwards, alone: they start whole Airflow deployments whose
+    # heartbeats and health checks are tuned for a machine that runs nothing else of ours.
+    threads = [threading.Thread(target=run_leg, args=(r, wheel)) for r in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for r in results:
+        if r.ok and runs_deployment(r.version):
+            deployment_started = time.monotonic()
+            r.ok = pytest_run(r, wheel, "deployment", DEPLOYMENT_WORKERS, "--dist", "loadfile")
+            r.seconds += time.monotonic() - deployment_started
+    print(f"\nsdist and wheel built and checked in {built:.0f} s; the legs ran side by side, then the deployment tests")
     print("\n| Airflow | Python | result | CLI smoke | pytest summary | provider under test | wall time |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r.version} | {r.python} | {'pass' if r.ok else 'FAIL'} | {r.smoke} | {r.summary} | {r.provider} "
-            f"| {r.seconds:.0f} s |"
+            f"| {r.version} | {r.python} | {'pass' if r.ok else 'FAIL'} | {r.smoke} | {'; '.join(r.summaries)} "
+            f"| {r.provider} | {r.seconds:.0f} s |"
         )
+    print(f"\nmake test's tests took {time.monotonic() - started:.0f} s in all (build included)")
     return 0 if all(r.ok for r in results) else 1
 
 
