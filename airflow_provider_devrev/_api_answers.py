@@ -12,7 +12,6 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import MappingProxyType
 from typing import Any
 
 from airflow_provider_devrev._api_requests import ApiRequest
@@ -83,16 +82,8 @@ def error_from_response(
     now: datetime | None = None,
 ) -> DevRevError:
     """Build the typed error for a non-2xx answer, from DevRev's error body when it sent one."""
-    retry_header = headers.get("Retry-After")
-    if retry_header is None and len(content) <= MAX_CACHED_ERROR_BODY:
-        # A wait meets the same small 404 at every poll. With no header to read, what the error is made of
-        # depends on the status and the body alone: worked out once per distinct answer.
-        parts = _cached_devrev_error(status_code, content)
-        if parts is not None:
-            error_class, message, fields, body = parts
-            return error_class(message, body=dict(body), **fields)
     body = _error_body(content)
-    retry_after = parse_retry_after(retry_header, body, now=now)
+    retry_after = parse_retry_after(headers.get("Retry-After"), body, now=now)
     if body is None or not isinstance(body.get("type"), str):
         # Not DevRev's error shape: typically an HTML page from a proxy or load balancer.
         return DevRevUnexpectedResponseError(
@@ -101,39 +92,17 @@ def error_from_response(
             status_code=status_code,
             retry_after=retry_after,
         )
-    error_class, message, fields = _devrev_error(status_code, body, retry_after)
-    return error_class(message, body=body, **fields)
-
-
-#: What a typed error is built from: its class, message and keyword fields (all but ``body``).
-_ErrorParts = tuple[type[DevRevError], str, dict[str, Any]]
-
-
-def _devrev_error(status_code: int, body: dict[str, Any], retry_after: float | None) -> _ErrorParts:
-    # ``body`` is DevRev's error shape (its ``type`` is a string).
-    return (
-        error_class_for_status(status_code),
+    error_class = error_class_for_status(status_code)
+    return error_class(
         _str_or_none(body.get("message")) or _default_message(status_code),
-        {
-            "status_code": status_code,
-            "error_type": body["type"],
-            "detail": _str_or_none(body.get("detail")),
-            "retry_after": retry_after,
-            "reference_id": _str_or_none(body.get("reference_id")),
-            "max_bytes": body["max_bytes"] if isinstance(body.get("max_bytes"), int) else None,
-        },
+        body=body,
+        status_code=status_code,
+        error_type=body["type"],
+        detail=_str_or_none(body.get("detail")),
+        retry_after=retry_after,
+        reference_id=_str_or_none(body.get("reference_id")),
+        max_bytes=body["max_bytes"] if isinstance(body.get("max_bytes"), int) else None,
     )
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_devrev_error(status_code: int, content: bytes) -> tuple[type[DevRevError], str, Any, Any] | None:
-    # Read-only views, so no caller can change what the next error is built from; each error gets its own
-    # copy of the body (see error_from_response).
-    body = _cached_error_body(content)
-    if body is None or not isinstance(body.get("type"), str):
-        return None
-    error_class, message, fields = _devrev_error(status_code, body, parse_retry_after(None, body))
-    return error_class, message, MappingProxyType(fields), MappingProxyType(body)
 
 
 def parse_retry_after(

@@ -6,14 +6,12 @@ Pure functions, no I/O (see :mod:`airflow_provider_devrev.contract`, which names
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
-
-T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 PLATFORMS: tuple[str, ...] = ("android", "ios", "web")
@@ -97,20 +95,6 @@ class ApiRequest:
                 encoded += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.query)
             object.__setattr__(self, "_path_and_query_memo", encoded)
         return cast(str, encoded)
-
-    def url_as(self, base_url: str, build: Callable[[str], T]) -> T:
-        """
-        ``build(self.url(base_url))``, kept with the request like the URL itself: a transport's own form
-        of the URL (aiohttp's ``yarl.URL``) is built once per request, not at every poll.
-
-        :param build: A pure function of the URL text, the same object at every call.
-        """
-        memo = self.__dict__.get("_url_as_memo")
-        if memo is not None and memo[0] == base_url and memo[1] is build:
-            return cast(T, memo[2])
-        value = build(self.url(base_url))
-        object.__setattr__(self, "_url_as_memo", (base_url, build, value))
-        return value
 
     def describe(self) -> str:
         """``METHOD /path``: what logs and errors name, never the query (it may hold user ids)."""

@@ -9,7 +9,6 @@ or more than a short excerpt of an unexpected body.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from airflow_provider_devrev._compat import AirflowException
@@ -57,12 +56,7 @@ class DevRevError(AirflowException):
         super().__init__(self._one_line())
 
     def _one_line(self) -> str:
-        fields = (self.status_code, self.error_type, self.message, self.detail, self.reference_id)
-        try:
-            # Cached: a wait raises the same 404 at every poll, and formatting it was a tenth of its cost.
-            return _cached_api_error_line(*fields)
-        except TypeError:  # an unhashable value, in an error raised by a user's own code
-            return _api_error_line(*fields)
+        return _api_error_line(self.status_code, self.error_type, self.message, self.detail, self.reference_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions cross process boundaries (task runner -> supervisor); keyword-only state would be
@@ -100,9 +94,6 @@ def _api_error_line(
         parts.append(f"reference_id: {reference_id}")
     # DevRev's texts (and an error type from a hostile body) may hold newlines: one log line stays one.
     return " ".join("; ".join(parts).split())
-
-
-_cached_api_error_line = functools.lru_cache(maxsize=256)(_api_error_line)
 
 
 class DevRevBadRequestError(DevRevError):

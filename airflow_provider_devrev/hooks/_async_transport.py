@@ -30,7 +30,6 @@ from airflow_provider_devrev import metrics
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
-    error_from_response,
     no_response_error,
     parse_response,
     unsendable_request_error,
@@ -134,7 +133,7 @@ async def _send_once(
         async with session.request(
             request.method,
             # Encoded once by the contract, exactly as the sync transport sends it.
-            request.url_as(settings.base_url, _encoded_url),
+            URL(request.url(settings.base_url), encoded=True),
             json=request.body,
             **_request_options(settings),
         ) as response:
@@ -148,15 +147,10 @@ async def _send_once(
         del reported  # else this frame would hold the error too (see the finally below)
     else:
         metrics.request_answered(request.path, status)
-        if 200 <= status < 300:
-            try:
-                return parse_response(request, status, headers, content)
-            except DevRevError as err:
-                failure = err
-        else:
-            # Built here rather than raised by parse_response and caught: a 404 at every poll of every wait.
-            failure = error_from_response(request, status, headers, content)
-        failure = settings.retry.check_wait_acceptable(failure)
+        try:
+            return parse_response(request, status, headers, content)
+        except DevRevError as err:
+            failure = settings.retry.check_wait_acceptable(err)
     # Raised here, outside the except clauses, so that no error is chained to what the library raised
     # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
     try:
@@ -222,11 +216,6 @@ def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
         }
         object.__setattr__(settings, "_aiohttp_options", options)
     return cast(dict[str, Any], options)
-
-
-def _encoded_url(url: str) -> URL:
-    # Encoded once by the contract, exactly as the sync transport sends it; kept with the request.
-    return URL(url, encoded=True)
 
 
 @functools.lru_cache(maxsize=64)

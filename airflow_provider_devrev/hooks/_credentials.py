@@ -47,7 +47,7 @@ _CONNECTIONS: weakref.WeakKeyDictionary[
 #: triggers started from the same lookup then validate the connection once, not once each (validation
 #: reads the proxy environment and parses every extra). A lookup number is never reused, so a changed
 #: connection, found by a newer lookup, is validated afresh.
-_SETTINGS_BY_LOOKUP: dict[tuple[int, float | None, int | None, float | None], ConnectionSettings] = {}
+_SETTINGS_BY_LOOKUP: dict[tuple[int, HookOptions], ConnectionSettings] = {}
 _SETTINGS_BY_LOOKUP_SIZE = 256
 
 
@@ -106,9 +106,7 @@ class ConnectionReader(BaseHook):
             policy.log_retry(self.log, f"lookup of connection {self.devrev_conn_id!r}", failure, attempt, wait)
             await (self._async_sleep or asyncio.sleep)(wait)
         self._lookup_number = number
-        # A plain tuple: the frozen dataclass's generated hash and equality are Python code.
-        options = self.options
-        key = (number, options.timeout, options.max_retries, options.max_retry_wait)
+        key = (number, self.options)
         settings = _SETTINGS_BY_LOOKUP.get(key)
         if settings is None:
             settings = self._validated(conn, extra)

@@ -144,7 +144,7 @@ class DevRevSessionTrigger(BaseTrigger):
 
         hook = DevRevHook(self.devrev_conn_id, async_sleep=type(self).sleep, **self.hook_options)
         # Looked up once per wait, not at every poll: Airflow 3's logger resolves each method by name.
-        log_not_yet = self._logger().debug
+        log_not_yet = self.log.debug
         # Hold the loop's shared pool for the whole wait, so polls reuse warm connections.
         async with shared_session():
             # A trigger that was just deferred to continues the worker's cadence; one rebuilt after a
@@ -169,7 +169,7 @@ class DevRevSessionTrigger(BaseTrigger):
                 else:
                     # At debug: the sensor logs the same line in the task's log when it resumes, and a
                     # second info line per wait was a tenth of what a wait costs the triggerer.
-                    self._logger().debug("Found session %s", self.session_id)
+                    self.log.debug("Found session %s", self.session_id)
                     return TriggerEvent({"status": "success", "session": session})
 
     def _after_failure(
@@ -183,18 +183,12 @@ class DevRevSessionTrigger(BaseTrigger):
             # One line per poll per wait would flood a triggerer holding thousands of waits.
             log_not_yet("Session %s not uploaded yet", self.session_id)
         else:
-            self._logger().warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
+            self.log.warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
         # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
         if self.end_time is not None and type(self).clock() > self.end_time:
             message = f"session {self.session_id!r} did not appear before the sensor's timeout"
             return TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
         return self._next_wait(err, check_number)
-
-    def _logger(self) -> Any:
-        # One logger for the class rather than one per trigger: Airflow 3's logger is built at its first
-        # line (about 25 µs, a tenth of what a short wait costs the triggerer). Sharing it changes no
-        # routing: the triggerer sends a line to its trigger's log by context variables, not by logger.
-        return type(self).logger()
 
     def _next_wait(self, err: DevRevError, check_number: int) -> float:
         interval = self.poll_interval
