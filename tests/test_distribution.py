@@ -119,6 +119,22 @@ def test_this_run_imports_the_installed_provider_not_the_working_tree(dist):
         assert module_file.is_relative_to(SOURCE)
 
 
+def test_a_leg_whose_provider_comes_from_the_working_tree_refuses_to_start(tmp_path):
+    """The package sits at the repository root: whatever puts the root first on sys.path (here PYTHONPATH) would
+    test the tree instead of the installed wheel. tests/conftest.py then stops the session before any test."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DEVREV_TEST_WHEEL": "any.whl"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", str(Path(__file__))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert f"the provider under test is {SOURCE / '__init__.py'}, not a package installed" in done.stderr
+
+
 def test_the_version_is_declared_once():
     declared = configparser.ConfigParser()
     declared.read(REPO / "setup.cfg")
