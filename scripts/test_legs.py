@@ -192,6 +192,8 @@ def run_leg(result: Result, wheel: Path) -> None:
         result.smoke = "pass" if passed else "FAIL"
         result.ok = passed and pytest_run(result, wheel, "not deployment", WORKERS)
         result.provider = imported_provider(venv)
+    except (Exception, SystemExit) as err:  # in a thread it would end the thread alone, unreported
+        result.summaries.append(f"{type(err).__name__}: {err}")
     finally:
         result.seconds += time.monotonic() - started
 
