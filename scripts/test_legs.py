@@ -18,9 +18,10 @@ installed, not the working tree (the package sits at the repository root, which 
 pytest runs with ``PYTHONSAFEPATH=1``, and ``tests/conftest.py`` fails the session at start if the provider imported
 is not the one installed in the leg's virtualenv). Each leg's Python, smoke, pytest summary, the provider it
 imported and its wall time are printed in a table at the end; the exit status is 1 if the build or any leg failed.
-The 3.3 leg (the primary target) also runs the real-deployment tests; the others do not, since they start Airflow
-3.3's components. Before it, ``scripts/system_deps.sh`` installs the PostgreSQL and Redis servers they start (as
-root; otherwise it says what to install and the leg fails).
+The legs run side by side, each on ``DEVREV_TEST_WORKERS`` (2) pytest-xdist workers. The 3.3 leg (the primary
+target) also runs the real-deployment tests, after the legs and alone, two test files at a time; the others do
+not, since they start Airflow 3.3's components. Before it, ``scripts/system_deps.sh`` installs the PostgreSQL and
+Redis servers they start (as root; otherwise it says what to install and the leg fails).
 """
 
 from __future__ import annotations
