@@ -88,13 +88,18 @@ def bench_path() -> str:
     return str(folder)
 
 
+def bench_pythonpath() -> str:
+    """The children's ``PYTHONPATH``: the caller's, then :func:`bench_path`."""
+    return os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), bench_path()]))
+
+
 @contextmanager
 def bench_server(*, no_uvloop: bool = False) -> Iterator[BenchServer]:
     """Start :mod:`bench.server` in its own process for the duration of the block."""
     command = [sys.executable, "-m", "bench.server", "--token", TOKEN]
     if no_uvloop:
         command.append("--no-uvloop")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), bench_path()]))}
+    env = {**os.environ, "PYTHONPATH": bench_pythonpath()}
     process = subprocess.Popen(command, cwd=bench_path(), env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -162,7 +167,7 @@ def airflow_environment(home: Path, server_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW_CONN_DEVREV_DEFAULT": json.dumps({"conn_type": "devrev", "host": server_url, "password": TOKEN}),
             "AIRFLOW_CONN_HTTP_DEFAULT": json.dumps({"conn_type": "http", "host": server_url, "extra": headers}),
-            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), bench_path()])),
+            "PYTHONPATH": bench_pythonpath(),
         }
     )
     return env

@@ -76,9 +76,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         for dist in importlib.metadata.distributions(name="airflow-provider-devrev")
     )
     on_a_leg = bool(os.environ.get("DEVREV_TEST_WHEEL"))
-    if module.is_relative_to(venv) and not (on_a_leg and editable):
-        return
-    if editable and not on_a_leg and module.is_relative_to(REPO):
+    if on_a_leg:
+        installed = module.is_relative_to(venv) and not editable
+    else:
+        installed = module.is_relative_to(venv) or (editable and module.is_relative_to(REPO))
+    if installed:
         return
     raise pytest.UsageError(
         f"the provider under test is {module}, not a package installed in this virtualenv ({venv})"
