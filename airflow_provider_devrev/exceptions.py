@@ -88,7 +88,7 @@ def _api_error_line(
     if error_type:
         head += f" ({error_type})"
     parts = [f"{head}: {message}"]
-    if detail and detail != message:
+    if detail and detail not in message:
         parts.append(f"detail: {detail}")
     if reference_id:
         parts.append(f"reference_id: {reference_id}")

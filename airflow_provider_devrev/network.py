@@ -281,19 +281,22 @@ def proxy_refused_error(what: str, base_url: str, proxy: Proxy, status: int) -> 
     )
 
 
-def proxy_failure(what: str, base_url: str, proxy: Proxy | None, status: int | None) -> DevRevError:
+def proxy_failure(
+    what: str, base_url: str, proxy: Proxy | None, status: int | None, reason: str | None = None
+) -> DevRevError:
     """
     The error for a call that failed at its proxy: final if the proxy refused the ``CONNECT`` with a 4xx
     (:func:`proxy_refusal_is_final`), else a transient connection error (proxy down, or a 5xx: it could
     not reach DevRev), retried like a DevRev that is down.
 
     :param status: The proxy's answer to the ``CONNECT``; ``None`` when it could not be reached.
+    :param reason: Why it could not be reached (refused, reset, could not resolve), when known.
     """
     if proxy is None:  # the transports raise proxy errors only when they used a proxy
         return DevRevServerError(f"{what} to {base_url} failed at a proxy", error_type="connection_error")
     if status is not None and proxy_refusal_is_final(status):
         return proxy_refused_error(what, base_url, proxy, status)
-    return proxy_unreachable_error(what, base_url, proxy, status)
+    return proxy_unreachable_error(what, base_url, proxy, status, reason)
 
 
 def proxy_refusal_is_final(status: int) -> bool:
@@ -301,9 +304,14 @@ def proxy_refusal_is_final(status: int) -> bool:
     return 400 <= status < 500
 
 
-def proxy_unreachable_error(what: str, base_url: str, proxy: Proxy, status: int | None = None) -> DevRevServerError:
+def proxy_unreachable_error(
+    what: str, base_url: str, proxy: Proxy, status: int | None = None, reason: str | None = None
+) -> DevRevServerError:
     """A transient connection error: the proxy is down, or answered 5xx because it could not reach DevRev."""
-    cause = f"answered the CONNECT with {status}" if status else "could not be reached (refused, reset or closed)"
+    if status:
+        cause = f"answered the CONNECT with {status} (it could not reach DevRev)"
+    else:
+        cause = f"could not be reached: {reason or 'refused, reset or closed'}"
     return DevRevServerError(
         f"{what} to {base_url} failed: the proxy {proxy.display} ({proxy.source}) {cause}",
         error_type="connection_error",

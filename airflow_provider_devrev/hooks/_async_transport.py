@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying
 from yarl import URL
 
 from airflow_provider_devrev import metrics
+from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
@@ -99,12 +100,14 @@ async def acall(
     *,
     sleep: Callable[[float], Awaitable[Any]] | None,
     log: Callable[[], Any],
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """
     Send ``request`` with the connection's retry policy and return the result object.
 
     :param log: Returns where retries are logged; called only when there is one to log (a hook builds its
         logger on first use, and a trigger's hook lives for one wait).
+    :param deadline: Unix time after which no retry starts (a sensor's timeout).
     """
     sleep = sleep or asyncio.sleep
     async with shared_session() as session:
@@ -113,11 +116,13 @@ async def acall(
         except DevRevError as err:
             if not is_transient(err):
                 raise  # final (a 404 at every poll of a wait): nothing for the retry policy to weigh
-            wait = settings.retry.first_retry_wait(err, log=log(), what=request.describe())
+            wait = settings.retry.first_retry_wait(err, log=log(), what=_what(request, settings), deadline=deadline)
             if wait is None:
                 raise
             await sleep(wait)
-        kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=request.describe(), attempts_made=1)
+        kwargs = settings.retry.tenacity_kwargs(
+            sleep=sleep, log=log(), what=_what(request, settings), attempts_made=1, deadline=deadline
+        )
         async for attempt in AsyncRetrying(**kwargs):
             with attempt:
                 return await _send_once(session, request, settings)
@@ -162,6 +167,11 @@ async def _send_once(
         del failure, cause
 
 
+def _what(request: ApiRequest, settings: ConnectionSettings) -> str:
+    """The request as a retry's log line names it: ``METHOD /path to https://host``."""
+    return f"{request.describe()} to {settings.base_url}"
+
+
 def _request_failure(
     request: ApiRequest, settings: ConnectionSettings, error: BaseException
 ) -> tuple[DevRevError, BaseException | None] | None:
@@ -187,11 +197,13 @@ def _request_failure(
     if isinstance(error, aiohttp.ClientHttpProxyError):
         return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, error.status), None
     if isinstance(error, aiohttp.ClientProxyConnectionError):
-        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, None), None
+        proxy = settings.network.proxy
+        reason = proxy_unreachable_reason(error, proxy) if proxy is not None else None
+        return proxy_failure(request.describe(), settings.base_url, proxy, None, reason), None
     if isinstance(error, aiohttp.InvalidURL):  # a ClientError, but no network failure
         return unsendable_request_error(request, settings.base_url, error), None
     if isinstance(error, aiohttp.ClientError):
-        return no_response_error(request, settings.base_url), error
+        return network_failure(request.describe(), settings.base_url, error, settings.network.proxy), error
     if isinstance(error, (ValueError, TypeError, LookupError)):
         return unsendable_request_error(request, settings.base_url, error), None
     return None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
+from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
@@ -63,18 +64,20 @@ def call(
     retry: bool,
     sleep: Callable[[float], Any],
     log: Callable[[], Any],
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """
     Send ``request`` on ``http`` with the connection's retry policy (or once, without ``retry``) and return the
     result object.
 
     :param log: Returns where retries are logged; called only when there is one to log.
+    :param deadline: Unix time after which no retry starts (a sensor's timeout).
     """
 
     def send() -> dict[str, Any]:
         return _send_once(http, request, settings)
 
-    result: dict[str, Any] = _with_policy(send, request, settings, retry=retry, sleep=sleep, log=log)
+    result: dict[str, Any] = _with_policy(send, request, settings, retry=retry, sleep=sleep, log=log, deadline=deadline)
     return result
 
 
@@ -109,17 +112,19 @@ def _with_policy(
     retry: bool,
     sleep: Callable[[float], Any],
     log: Callable[[], Any],
+    deadline: float | None = None,
 ) -> Any:
+    what = f"{request.describe()} to {settings.base_url}"
     try:
         return send()
     except DevRevError as err:
-        wait = settings.retry.first_retry_wait(err, log=log(), what=request.describe()) if retry else None
+        wait = settings.retry.first_retry_wait(err, log=log(), what=what, deadline=deadline) if retry else None
         if wait is None:
             raise
         sleep(wait)
     from tenacity import Retrying
 
-    kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=request.describe(), attempts_made=1)
+    kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=what, attempts_made=1, deadline=deadline)
     return Retrying(**kwargs)(send)
 
 
@@ -190,10 +195,8 @@ def _stream_once(
                     error_type="incomplete_body",
                 )
             else:
-                failure, cause = _request_failure(request, settings, err) or (
-                    no_response_error(request, settings.base_url),
-                    err,
-                )
+                reported = _request_failure(request, settings, err)
+                failure, cause = reported or (_network_failure(request, settings, err), err)
     if failure is not None:
         raise failure from cause
     return written
@@ -222,11 +225,13 @@ def _request_failure(
         return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
     if isinstance(error, requests.exceptions.SSLError):
         tls = _tls_failure(request, settings, error)
-        return (tls, None) if tls is not None else (no_response_error(request, settings.base_url), error)
+        return (tls, None) if tls is not None else (_network_failure(request, settings, error), error)
     if isinstance(error, requests.exceptions.ProxyError):
-        return proxy_failure(request.describe(), settings.base_url, settings.network.proxy, tunnel_status(error)), None
+        proxy, status = settings.network.proxy, tunnel_status(error)
+        reason = proxy_unreachable_reason(error, proxy) if proxy is not None and status is None else None
+        return proxy_failure(request.describe(), settings.base_url, proxy, status, reason), None
     if isinstance(error, _network_errors()):
-        return no_response_error(request, settings.base_url), error
+        return _network_failure(request, settings, error), error
     if isinstance(error, (requests.RequestException, ValueError, TypeError, LookupError)):
         return unsendable_request_error(request, settings.base_url, error), None
     return None
@@ -254,6 +259,10 @@ def _request(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureRequestWarning)
         return http.request(request.method, request.url(settings.base_url), **kwargs)
+
+
+def _network_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError:
+    return network_failure(request.describe(), settings.base_url, error, settings.network.proxy)
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
