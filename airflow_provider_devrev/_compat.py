@@ -16,6 +16,8 @@ Differences handled here:
   secrets with a blocking call that can deadlock a busy event loop; common-compat's
   ``get_async_connection`` picks the safe path per version, and :func:`amask_secret` does the same for
   the token forms the provider masks itself.
+- When a rescheduled sensor started waiting (:func:`reschedule_started_at`): a Task SDK method on 3.x, a
+  private query of ``airflow.sensors.base`` on 2.11.
 """
 
 from __future__ import annotations
@@ -95,6 +97,30 @@ def date_time_trigger(moment: datetime) -> BaseTrigger:
     return DateTimeTrigger(moment=moment)
 
 
+def reschedule_started_at(sensor: Any, context: Any) -> float | None:
+    """
+    When a sensor in reschedule mode started waiting (Unix time), as ``BaseSensorOperator.execute`` counts its
+    timeout: the start of the first reschedule of this try, or ``None`` before the first reschedule.
+
+    The sensor needs it before its check, to stop retrying at its deadline; Airflow computes it inside
+    ``execute`` and exposes it nowhere. On 3.x the Task SDK's ``get_first_reschedule_date`` is public; on
+    2.11 the same query is the private ``_orig_start_date`` of ``airflow.sensors.base``, used here only.
+    """
+    ti = context["ti"]
+    if hasattr(ti, "get_first_reschedule_date"):  # Airflow 3
+        first = ti.get_first_reschedule_date(context)
+    else:  # Airflow 2.11
+        from airflow.sensors.base import _orig_start_date
+
+        first_try_number = (ti.max_tries or 0) - (sensor.retries or 0) + 1
+        first = _orig_start_date(
+            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try_number
+        )
+    if isinstance(first, str):  # Airflow 3.0's dag.test() hands the date over as text
+        first = datetime.fromisoformat(first)
+    return first.timestamp() if first is not None else None
+
+
 def stats() -> Any:
     """Airflow's metrics object: ``airflow.sdk.observability.stats`` on 3.3 (a module of functions),
     ``airflow.stats.Stats`` on 2.11 and 3.0; both have ``incr(name, count)``. Imported on first use."""
@@ -123,5 +149,6 @@ __all__ = [
     "conf",
     "date_time_trigger",
     "mask_secret",
+    "reschedule_started_at",
     "stats",
 ]

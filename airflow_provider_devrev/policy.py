@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,10 +107,12 @@ class RetryPolicy:
             body=error.body,
         )
 
-    def first_retry_wait(self, error: BaseException, *, log: Any, what: str) -> float | None:
+    def first_retry_wait(
+        self, error: BaseException, *, log: Any, what: str, deadline: float | None = None
+    ) -> float | None:
         """
         The wait before retry 1 of a call whose first attempt raised ``error`` (logged as retry 1), or
-        ``None`` if the error is final.
+        ``None`` if the error is final or the retry would start after ``deadline``.
 
         Transports make the first attempt without tenacity (most calls succeed, or get a final 404, at
         once, and a triggerer makes thousands of them); only a call that needs a retry builds the
@@ -118,6 +121,8 @@ class RetryPolicy:
         if self.max_retries < 1 or not self.should_retry(error):
             return None
         wait = self.wait_seconds(error, 1)
+        if _past(deadline, wait):
+            return None
         self.log_retry(log, what, error, 1, wait)
         return wait
 
@@ -136,7 +141,13 @@ class RetryPolicy:
         )
 
     def tenacity_kwargs(
-        self, *, sleep: Callable[[float], Any], log: Any, what: str, attempts_made: int = 0
+        self,
+        *,
+        sleep: Callable[[float], Any],
+        log: Any,
+        what: str,
+        attempts_made: int = 0,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         """
         Arguments for ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` alike.
@@ -146,8 +157,15 @@ class RetryPolicy:
         :param what: ``METHOD /path``, for that line.
         :param attempts_made: Attempts (and their waits) already made before tenacity takes over, so the
             whole call still makes at most ``1 + max_retries`` requests and numbers its retries on.
+        :param deadline: Unix time after which no retry starts (a sensor's timeout): the last error is
+            raised instead of waiting past it.
         """
         from tenacity import retry_if_exception, stop_after_attempt
+        from tenacity.stop import stop_base
+
+        class past_deadline(stop_base):
+            def __call__(self, retry_state: RetryCallState) -> bool:
+                return _past(deadline, retry_state.upcoming_sleep)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -160,7 +178,7 @@ class RetryPolicy:
 
         return {
             "retry": retry_if_exception(self.should_retry),
-            "stop": stop_after_attempt(self.max_retries + 1 - attempts_made),
+            "stop": stop_after_attempt(self.max_retries + 1 - attempts_made) | past_deadline(),
             "wait": wait,
             "sleep": sleep,
             "before_sleep": before_sleep,
@@ -168,12 +186,68 @@ class RetryPolicy:
         }
 
 
+def _past(deadline: float | None, wait: float) -> bool:
+    """Whether a retry after ``wait`` seconds would start after ``deadline`` (Unix time; ``None``: never)."""
+    return deadline is not None and time.time() + wait >= deadline
+
+
 def describe_failure(error: BaseException | None) -> str:
-    """Status and DevRev type of a failure, for one log line: never a body, header or token."""
+    """
+    Status and DevRev type of a failure, for one log line: never a body, header or token. A failure to reach
+    DevRev adds what failed, naming the host (``no response: could not resolve the host ...``).
+    """
     if not isinstance(error, DevRevError):
         return type(error).__name__ if error else "unknown"
+    if could_not_reach(error) and error.detail:
+        return f"no response: {error.detail}"
     status = f"status {error.status_code}" if error.status_code is not None else "no response"
     return f"{status}, {error.error_type}" if error.error_type else status
+
+
+#: ``error_type`` of the failures that mean DevRev was never reached: the network or a timeout.
+UNREACHED_TYPES = frozenset({"connection_error", "timeout"})
+
+
+def could_not_reach(error: BaseException) -> bool:
+    """Whether ``error`` means no answer came from DevRev at all (network failure, timeout, proxy down)."""
+    return isinstance(error, DevRevServerError) and error.status_code is None and error.error_type in UNREACHED_TYPES
+
+
+#: How many of a sensor's last checks must all have failed to reach DevRev for its timeout to blame the
+#: network rather than the session.
+UNREACHED_CHECKS = 3
+
+
+class CheckHistory:
+    """
+    The last few checks of one wait, for the message of its timeout: "did not appear" blames the session,
+    which is wrong when DevRev was never reached. Shared by the sensor and the trigger, so the two word it
+    the same.
+    """
+
+    def __init__(self) -> None:
+        self.checks = 0
+        self.unreached_in_a_row = 0
+        self.last_failure: DevRevError | None = None
+
+    def note(self, error: DevRevError | None) -> None:
+        """Record one check that did not find the session: its error (``None`` or a 404: not uploaded yet)."""
+        self.checks += 1
+        self.last_failure = error
+        self.unreached_in_a_row = self.unreached_in_a_row + 1 if error and could_not_reach(error) else 0
+
+    def never_reached(self) -> bool:
+        """Whether the last :data:`UNREACHED_CHECKS` checks (all, if fewer) got no answer from DevRev."""
+        return bool(self.unreached_in_a_row) and self.unreached_in_a_row >= min(UNREACHED_CHECKS, self.checks)
+
+    def timeout_message(self, session_id: str) -> str:
+        """The message of the wait's timeout, blaming the network when the last checks all failed to reach it."""
+        if self.never_reached():
+            return (
+                f"waiting for session {session_id!r} timed out without reaching DevRev: the last "
+                f"{self.unreached_in_a_row} check(s) got no answer; last error: {self.last_failure}"
+            )
+        return f"session {session_id!r} did not appear before the sensor's timeout"
 
 
 class SensorOutcome(enum.Enum):
@@ -201,6 +275,14 @@ def next_check_delay(interval: float, error: DevRevError | None) -> float:
     """
     retry_after = error.retry_after if error is not None else None
     return max(interval, retry_after or 0.0)
+
+
+def wait_within_deadline(interval: float, deadline: float | None, now: float) -> float:
+    """
+    ``interval``, cut so that a sensor's or trigger's last check comes at its ``deadline`` rather than up to an
+    interval after it; never below 1 s, which would spin on a clock that lands on the deadline exactly.
+    """
+    return interval if deadline is None else min(interval, max(1.0, deadline - now))
 
 
 def sensor_backoff_interval(

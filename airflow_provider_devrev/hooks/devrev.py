@@ -44,13 +44,11 @@ class DevRevHook(ConnectionReader):
     and ``verify_tls`` (or the environment's proxy and CA variables) set the route and the trust of both
     transports alike (:mod:`airflow_provider_devrev.network`).
 
-    Nothing is looked up when the hook is built. The connection is read once, on first use, and one
-    keep-alive HTTP session serves every call of this hook. Each call is retried on 429 (after the server's
-    ``Retry-After``), 500/502/503/504, connection errors and timeouts; other statuses raise their typed
-    :class:`~airflow_provider_devrev.exceptions.DevRevError` after exactly one request, except that a 401
-    makes the hook read the connection again, once: if its token or host changed (a rotated token), the same
-    request is sent again at once with the new ones, which the hook keeps using. A failed lookup is retried
-    like a 503; a missing connection is final.
+    Nothing is looked up when the hook is built: the connection is read on first use, and one keep-alive
+    HTTP session serves every call. A call is retried on 429 (after ``Retry-After``), 500/502/503/504,
+    network failures and timeouts; other statuses raise their typed ``DevRevError`` after one request, but a
+    401 reads the connection again, once, and if its token or host changed (rotated) the request is sent
+    again with them. A failed lookup is retried like a 503; a missing connection is final.
 
     :param devrev_conn_id: The Airflow connection to use.
     :param timeout: Seconds to wait for each read of an answer (default 30; connecting waits at most 10).
@@ -221,18 +219,18 @@ class DevRevHook(ConnectionReader):
         """
         return self.call(get_session_developer_info_request(session_id, version_key, tab_id))
 
-    async def acall(self, request: ApiRequest) -> dict[str, Any]:
+    async def acall(self, request: ApiRequest, *, deadline: float | None = None) -> dict[str, Any]:
         """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
         acall = _async_send()
         settings = await self.aget_settings()
         try:
-            return await acall(request, settings, sleep=self._async_sleep, log=self._retry_log)
+            return await acall(request, settings, sleep=self._async_sleep, log=self._retry_log, deadline=deadline)
         except DevRevAuthError as err:
             unauthorized = err
         # Outside the except clause: a failure from here on is not chained to the 401.
         if not await self._arotated(settings):
             raise unauthorized
-        return await acall(request, self._current(), sleep=self._async_sleep, log=self._retry_log)
+        return await acall(request, self._current(), sleep=self._async_sleep, log=self._retry_log, deadline=deadline)
 
     def _retry_log(self) -> Any:
         # For the transports, which ask only when they have a retry to log: on Airflow 3 a hook's logger is
@@ -374,17 +372,17 @@ class DevRevHook(ConnectionReader):
 
     # -- transport ------------------------------------------------------------------------------------
 
-    def call(self, request: ApiRequest, *, retry: bool = True) -> dict[str, Any]:
+    def call(self, request: ApiRequest, *, retry: bool = True, deadline: float | None = None) -> dict[str, Any]:
         """
         Send ``request`` with the retry policy (or once) and return the result object.
 
         A 401 reads the connection again; if the token or host changed, the request is sent again at once.
+        ``deadline`` (Unix time, a sensor's timeout): no retry starts after it; the last error is raised.
         """
 
         def send(settings: ConnectionSettings) -> dict[str, Any]:
-            return _sync_transport.call(
-                self.get_conn(), request, settings, retry=retry, sleep=self._sleep, log=self._retry_log
-            )
+            options: dict[str, Any] = {"sleep": self._sleep, "log": self._retry_log, "deadline": deadline}
+            return _sync_transport.call(self.get_conn(), request, settings, retry=retry, **options)
 
         return self._rotating(self.settings, send)
 

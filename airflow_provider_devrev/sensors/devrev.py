@@ -15,11 +15,19 @@ from airflow_provider_devrev._compat import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
+    reschedule_started_at,
 )
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import summarize_session
+from airflow_provider_devrev.contract import get_session_request, summarize_session
 from airflow_provider_devrev.exceptions import DevRevError
-from airflow_provider_devrev.policy import SensorOutcome, describe_failure, next_check_delay, sensor_outcome
+from airflow_provider_devrev.policy import (
+    CheckHistory,
+    SensorOutcome,
+    describe_failure,
+    next_check_delay,
+    sensor_outcome,
+    wait_within_deadline,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -35,7 +43,10 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
     - 404 ``not_found``: not uploaded yet; check again after ``poke_interval``.
     - 429, 5xx, connection errors and timeouts, once the hook's own retries are spent: one log line, and
       check again after ``poke_interval``, or later if DevRev's ``Retry-After`` asked for more; the
-      sensor's ``timeout`` bounds the whole wait.
+      sensor's ``timeout`` bounds the whole wait: no retry starts after it, and the wait before the next
+      check never goes past it, so the sensor ends at most one request's timeouts late. If its last three
+      checks (or all, if fewer) got no answer from DevRev, its timeout says so, with the last error,
+      instead of blaming the session.
     - 400, 401, 403, 413 or an unexpected body: fail at once (``AirflowFailException``, so no task retry):
       waiting cannot fix them. With ``soft_fail`` the task is skipped instead, as for any sensor failure.
 
@@ -83,11 +94,15 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         )
         self.deferrable = deferrable
         self._last_failure: DevRevError | None = None
+        #: Unix time the sensor's ``timeout`` ends; set by ``execute``, ``None`` for a bare ``poke`` call.
+        self._deadline: float | None = None
+        self._history = CheckHistory()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._last_failure = None
         try:
-            session = self.hook.get_session(self.platform, self.session_id, self.version_key)
+            request = get_session_request(self.platform, self.session_id, self.version_key)
+            session = self.hook.call(request, deadline=self._deadline)
         except DevRevError as err:
             return self._not_done(err)
         self.log.info("Found %s", summarize_session(session))
@@ -96,28 +111,37 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
     def _not_done(self, err: DevRevError) -> bool:
         self._last_failure = err
         outcome = sensor_outcome(err)
+        if outcome is SensorOutcome.FAIL:
+            raise self._cannot_succeed(err) from err
+        self._history.note(err)
         if outcome is SensorOutcome.NOT_YET:
             self.log.info("Session %s is not uploaded yet", self.session_id)
-            return False
-        if outcome is SensorOutcome.KEEP_WAITING:
+        else:
             self.log.warning("DevRev check failed (%s); trying again at the next poke", describe_failure(err))
-            return False
-        raise self._cannot_succeed(err) from err
+        # Airflow raises its own timeout right after a check past the deadline, saying only that time ran out;
+        # when DevRev was never reached, say that instead, in the words of the trigger's timeout event.
+        if self._deadline is not None and time.time() > self._deadline and self._history.never_reached():
+            raise AirflowSensorTimeout(self._history.timeout_message(self.session_id))
+        return False
 
     def _cannot_succeed(self, err: DevRevError) -> AirflowFailException:
         # AirflowFailException: no task retry either, since waiting cannot fix it; the same text in every mode.
         return AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}")
 
     def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
-        # Airflow's interval (exponential_backoff included), but never sooner than a Retry-After DevRev
-        # asked for: the same rule the trigger applies, so poke, reschedule and deferrable modes agree.
+        # Airflow's interval (exponential_backoff included), cut so the last check comes at the deadline
+        # rather than up to a poke_interval after it; but never sooner than a Retry-After DevRev asked for.
+        # The same rule as the trigger's, so poke, reschedule and deferrable modes agree.
         interval = super()._get_next_poke_interval(started_at, run_duration, poke_count)
-        return next_check_delay(interval, self._last_failure)
+        return next_check_delay(wait_within_deadline(interval, self._deadline, time.time()), self._last_failure)
 
     def execute(self, context: Context) -> Any:
+        started = time.time()
+        if self.reschedule:
+            started = reschedule_started_at(self, context) or started
+        self._deadline = started + self.timeout
         if not self.deferrable:
             return super().execute(context)
-        started = time.time()
         first = self._first_check(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value

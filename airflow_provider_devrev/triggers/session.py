@@ -17,11 +17,13 @@ from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import ApiRequest, get_session_request
 from airflow_provider_devrev.exceptions import ERROR_CLASS_BY_TYPE, DevRevError, error_class_for_status
 from airflow_provider_devrev.policy import (
+    CheckHistory,
     SensorOutcome,
     describe_failure,
     next_check_delay,
     sensor_backoff_interval,
     sensor_outcome,
+    wait_within_deadline,
 )
 from airflow_provider_devrev.triggers import classpath
 
@@ -151,6 +153,7 @@ class DevRevSessionTrigger(BaseTrigger):
             # triggerer restart finds next_poll_at in the past and polls at once.
             wait = 0.0 if self.next_poll_at is None else self.next_poll_at - type(self).clock()
             check_number = 1  # the sensor's own first check, made on the worker
+            history = CheckHistory()  # of this trigger's checks: a restart or the worker's check starts anew
             request: ApiRequest | None = None  # built (and validated) once, sent at every poll
             while True:
                 check_number += 1
@@ -158,9 +161,9 @@ class DevRevSessionTrigger(BaseTrigger):
                     await type(self).sleep(wait)
                 try:
                     request = request or get_session_request(self.platform, self.session_id, self.version_key)
-                    session = await hook.acall(request)
+                    session = await hook.acall(request, deadline=self.end_time)
                 except DevRevError as err:
-                    after = self._after_failure(err, check_number, log_not_yet)
+                    after = self._after_failure(err, check_number, log_not_yet, history)
                     if isinstance(after, TriggerEvent):
                         return after
                     wait = after
@@ -173,12 +176,13 @@ class DevRevSessionTrigger(BaseTrigger):
                     return TriggerEvent({"status": "success", "session": session})
 
     def _after_failure(
-        self, err: DevRevError, check_number: int, log_not_yet: Callable[..., Any]
+        self, err: DevRevError, check_number: int, log_not_yet: Callable[..., Any], history: CheckHistory
     ) -> TriggerEvent | float:
         """The event that ends the wait after a failed check, or the seconds until the next check."""
         outcome = sensor_outcome(err)
         if outcome is SensorOutcome.FAIL:
             return TriggerEvent(error_event(err))
+        history.note(err)
         if outcome is SensorOutcome.NOT_YET:
             # One line per poll per wait would flood a triggerer holding thousands of waits.
             log_not_yet("Session %s not uploaded yet", self.session_id)
@@ -186,7 +190,7 @@ class DevRevSessionTrigger(BaseTrigger):
             self.log.warning("DevRev check failed (%s); trying again at the next poll", describe_failure(err))
         # Checked after a failed check, exactly as BaseSensorOperator does in poke mode.
         if self.end_time is not None and type(self).clock() > self.end_time:
-            message = f"session {self.session_id!r} did not appear before the sensor's timeout"
+            message = history.timeout_message(self.session_id)
             return TriggerEvent(error_event(DevRevError(message, error_type=SENSOR_TIMEOUT)))
         return self._next_wait(err, check_number)
 
@@ -194,9 +198,8 @@ class DevRevSessionTrigger(BaseTrigger):
         interval = self.poll_interval
         if self.exponential_backoff:
             interval = sensor_backoff_interval(self.poll_interval, check_number, max_wait=self.max_wait)
-            if self.end_time is not None:
-                # As poke mode, no wait beyond the deadline; but never a zero wait, which would spin.
-                interval = min(interval, max(1.0, self.end_time - type(self).clock()))
+        # As in poke mode: the last check comes at the deadline, not up to an interval after it.
+        interval = wait_within_deadline(interval, self.end_time, type(self).clock())
         # A poke_interval of 0 is legal in Airflow; here it would make thousands of waits spin on DevRev.
         return max(MIN_POLL_WAIT, next_check_delay(interval, err))
 

@@ -161,7 +161,7 @@ CASES = [
     Case(
         "session never uploaded, sensor timeout 2 h (poke_interval 300 s)",
         lambda sim, clock, mode: None,
-        # Checks at 0, 300, ..., 7200 s, and one after the deadline, at 7500 s, which times out.
+        # Checks at 0, 300, ..., 7200 s (the deadline), and one just after it, at 7201 s, which times out.
         {"operator": Expect("failed", 1, "not_found"), **sensors("failed", 2 * 3600 // 300 + 2, "timeout")},
         poke_interval=300,
         sensor_timeout=2 * 3600,

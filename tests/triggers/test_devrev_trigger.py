@@ -114,10 +114,12 @@ def test_deadline_ends_the_wait_with_a_timeout_event_after_hours_of_simulated_ti
 
     assert event["status"] == "error"
     assert event["error_type"] == "sensor_timeout"
-    # One check at the start, one per poll interval, and one after the deadline, as poke mode makes.
+    # One check at the start and one per poll interval, the last at the deadline itself; a fake clock lands on
+    # it exactly, which is not past it, so one more check comes 1 s after, as poke mode's would
+    # (run_duration > timeout).
     assert len(sim.requests) == 3 * 3600 // 300 + 2
-    assert sum(clock.sleeps) == pytest.approx(3 * 3600 + 300)
-    assert all(s == 300 for s in clock.sleeps)
+    assert sum(clock.sleeps) == pytest.approx(3 * 3600 + 1)
+    assert clock.sleeps[:-1] == [300] * (3 * 3600 // 300)
 
 
 def test_serialize_holds_no_secret_and_survives_airflows_serializers(devrev_simulator):
@@ -410,7 +412,7 @@ def test_a_missing_connection_is_final_at_once():
 def test_no_exception_escapes_run_it_becomes_the_error_event(devrev_simulator, clock, monkeypatch, caplog):
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 
-    async def broken(self, request):
+    async def broken(self, request, **kwargs):
         raise ValueError("something nobody expected")
 
     monkeypatch.setattr(DevRevHook, "acall", broken)
