@@ -143,30 +143,40 @@ def legs_problem(legs: str, deployment: bool) -> str | None:
     return f"legs {legs!r}: not 'all' or a list of {', '.join(LEGS)}"
 
 
+def open_problems(number: int, pages: list[Path], issues: set[int]) -> list[str]:
+    """An ``open: #N`` row: N is an open issue, and each docs page making the promise says it does not hold yet."""
+    if number not in issues:
+        return [f"open: #{number} is not one of the open issues the header lists ({sorted(issues)})"]
+    if not pages:
+        return [f"open: #{number} names no docs page to say the promise does not hold yet"]
+    return [
+        f"{page.name} makes a promise open in #{number} without saying so (no 'issue {number}')"
+        for page in pages
+        if page.is_file() and f"issue {number}" not in page.read_text(encoding="utf-8").lower()
+    ]
+
+
+def named_test_problems(row: Row, root: Path) -> list[str]:
+    """A row with tests: node ids in backticks that all exist, and legs that fit their markers."""
+    refs = CODE.findall(row.test)
+    if not refs or CODE.sub("", row.test).replace(",", "").strip():
+        return [f"test {row.test!r}: not node ids in backticks, 'open: #N' or {NO_TEST!r}"]
+    broken = [reason for reason in (missing(ref, root) for ref in refs) if reason]
+    if broken:
+        return broken
+    problem = legs_problem(row.legs, all(deployment_only(ref, root) for ref in refs))
+    return [problem] if problem else []
+
+
 def row_problems(row: Row, issues: set[int], root: Path) -> list[str]:
     problems, pages = made_in_problems(row.made_in, root)
     opened = OPEN.match(row.test)
-    if opened or row.test == NO_TEST:
-        if row.legs != NO_LEGS:
-            problems.append(f"legs {row.legs!r}: a promise without tests runs on no leg ({NO_LEGS})")
+    if (opened or row.test == NO_TEST) and row.legs != NO_LEGS:
+        problems.append(f"legs {row.legs!r}: a promise without tests runs on no leg ({NO_LEGS})")
     if opened:
-        number = int(opened.group(1))
-        if number not in issues:
-            problems.append(f"open: #{number} is not one of the open issues the header lists ({sorted(issues)})")
-        elif not pages:
-            problems.append(f"open: #{number} names no docs page to say the promise does not hold yet")
-        for page in pages if number in issues else []:
-            if page.is_file() and f"issue {number}" not in page.read_text(encoding="utf-8").lower():
-                problems.append(f"{page.name} makes a promise open in #{number} without saying so (no 'issue {number}')")
+        problems += open_problems(int(opened.group(1)), pages, issues)
     elif row.test != NO_TEST:
-        refs = CODE.findall(row.test)
-        if not refs or CODE.sub("", row.test).replace(",", "").strip():
-            problems.append(f"test {row.test!r}: not node ids in backticks, 'open: #N' or {NO_TEST!r}")
-        broken = [reason for reason in (missing(ref, root) for ref in refs) if reason]
-        problems += broken
-        if refs and not broken:
-            problem = legs_problem(row.legs, all(deployment_only(ref, root) for ref in refs))
-            problems += [problem] if problem else []
+        problems += named_test_problems(row, root)
     return [f"line {row.line} ({row.promise[:50]}...): {problem}" for problem in problems]
 
 
@@ -197,14 +207,16 @@ def _tree(root: Path) -> None:
     """A small repository: two test modules (one for deployment only) and a docs page that admits issue 27."""
     (root / "tests").mkdir()
     (root / "tests" / "test_a.py").write_text("class TestA:\n    def test_b(self): ...\n\n\ndef test_c(): ...\n")
-    (root / "tests" / "test_d.py").write_text("import pytest\n\npytestmark = pytest.mark.deployment\n\n\ndef test_e(): ...\n")
+    deployment = "import pytest\n\npytestmark = pytest.mark.deployment\n\n\ndef test_e(): ...\n"
+    (root / "tests" / "test_d.py").write_text(deployment)
     (root / "docs").mkdir()
     (root / "docs" / "page.md").write_text("# Page\n\n## A `code` heading\n\nNot yet: see issue 27.\n")
     (root / "docs" / "other.md").write_text("# Other\n")
 
 
 def _page(*table: str) -> str:
-    return "Open issues: #27, #28.\n\n## Time\n\n| Promise | Made in | Test | Legs |\n|---|---|---|---|\n" + "\n".join(table)
+    header = "Open issues: #27, #28.\n\n## Time\n\n| Promise | Made in | Test | Legs |\n|---|---|---|---|\n"
+    return header + "\n".join(table)
 
 
 def test_the_checker_accepts_what_resolves(tmp_path: Path) -> None:
