@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import textwrap
 
 import pytest
@@ -135,6 +136,26 @@ def test_a_session_that_never_appears_times_out(sim, mode, capsys, caplog):
     assert re.search(r"run duration of [0-9.]+ seconds exceeds|did not appear before the sensor's timeout", logged)
     # A 1 s timeout with a 0.2 s poke interval: a few checks, never a storm.
     assert 2 <= len(sim.requests_for(path=GET)) <= 1 / 0.2 + 2
+
+
+@pytest.mark.parametrize("mode", SENSOR_MODES)
+def test_a_sensor_that_never_reached_devrev_says_so_at_its_timeout(sim, mode, monkeypatch, capsys, caplog):
+    # The connection now points at a port nothing listens on, with the hook's default retries (5).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json().replace(str(sim.port), str(port)))
+    monkeypatch.setenv("DEVREV_E2E_SENSOR_TIMEOUT", "2")
+
+    run = load_dag(f"devrev_e2e_timeout_{mode}").test()
+
+    assert task_states(run) == {"wait_for_session": "failed"}
+    logged = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out + caplog.text).split())
+    assert "timed out without reaching DevRev" in logged
+    assert f"connection refused by 127.0.0.1:{port}" in logged
+    assert "did not appear" not in logged
+    # How late it ends is bounded in tests/network/test_failure_names.py: here the first dag.test() of a
+    # session spends most of its time starting Airflow's in-process API.
 
 
 @pytest.mark.parametrize("mode", SENSOR_MODES)
