@@ -178,7 +178,7 @@ def test_a_write_that_fails_half_way_publishes_nothing_and_keeps_the_previous_fi
     whole = jsonl_size(stored.values())
     file_size_limit(whole // 2)
 
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match="File too large") as caught:
         op(session_ids=list(stored), output_path=str(target)).execute({})
 
     assert caught.value.errno == errno.EFBIG, "the write failed half way, as meant"
