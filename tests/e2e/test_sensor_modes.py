@@ -52,8 +52,9 @@ def test_the_next_check_comes_no_sooner_than_a_retry_after(sim, mode, fault, par
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
-# Deferrable: on the worker, or in the trigger. At most two checks, so these run on Airflow 3.0 too: its dag.test()
-# fails a rescheduled sensor's third check (its reschedule date arrives as a str; see test_example_dags.py).
+# Deferrable: on the worker, or in the trigger. The 401 ends the wait at the second check at the latest, so
+# reschedule mode runs on Airflow 3.0 too: its dag.test() fails only a rescheduled check that does not end the
+# wait (the reschedule date arrives as a str; see test_example_dags.py). The Retry-After cases above end so too.
 @pytest.mark.parametrize("not_found_first", [0, 1], ids=["at_the_first_check", "at_the_second_check"])
 def test_soft_fail_skips_a_401_in_every_mode(sim, mode, not_found_first, monkeypatch):
     # A deadline a minute away: only the 401 can end this wait within the test.
