@@ -206,3 +206,122 @@ def test_with_every_metrics_switch_off_nothing_reaches_airflows_metrics_object(m
     finally:
         monkeypatch.undo()
         metrics._enabled.cache_clear()
+
+
+# -- a metrics backend that fails --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def refused_metrics(monkeypatch):
+    """
+    Airflow's StatsD metrics on, through a client whose agent refuses every connection (``tests/failing_statsd.py``);
+    yields the metrics it tried to send.
+    """
+    from tests.failing_statsd import RefusedStatsClient
+
+    # Bound and never listening: connecting to it is refused, and no other process can take the port meanwhile.
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(closed.getsockname()[1]))
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_CUSTOM_CLIENT_PATH", "tests.failing_statsd.RefusedStatsClient")
+    metrics._enabled.cache_clear()
+    reset = _use_configured_backend(monkeypatch)
+    RefusedStatsClient.attempts.clear()
+    try:
+        yield RefusedStatsClient.attempts
+    finally:
+        closed.close()
+        # Back to this process's own configuration first: a refusing client left behind would fail Airflow's own
+        # metrics in the tests that follow.
+        monkeypatch.undo()
+        reset()
+        metrics._enabled.cache_clear()
+
+
+def tried(attempts: list[str]) -> set[str]:
+    """The metric names a client tried to send (``airflow.devrev.retries:1|c`` gives ``devrev.retries``)."""
+    return {line.partition(":")[0].removeprefix("airflow.") for line in attempts}
+
+
+def test_a_failing_metrics_backend_never_fails_an_export_through_429s_and_5xx(devrev_simulator, refused_metrics):
+    sim = devrev_simulator
+    for number in range(3):
+        add(sim, f"s{number}", DAY + timedelta(hours=number))
+    sim.add_fault("rate_limit", retry_after=0, path=LIST)
+    sim.add_fault("server_error", status=503, path=LIST)
+    op = ListSessionsOperator(
+        task_id="export", platform="android", version_key=VERSION, settle=timedelta(0), max_retry_wait=0.05
+    )
+
+    result = op.execute({"data_interval_start": DAY, "data_interval_end": DAY + timedelta(days=1)})
+
+    assert [session["session_id"] for session in result] == ["s0", "s1", "s2"]
+    assert [r.status for r in sim.requests_for(path=LIST)] == [429, 503, 200, 200]
+    assert tried(refused_metrics) >= {
+        "devrev.requests.observability_sessions_list.429",
+        "devrev.requests.observability_sessions_list.503",
+        "devrev.requests.observability_sessions_list.200",
+        "devrev.retries",
+        "devrev.rate_limited",
+        "devrev.sessions_exported",
+    }
+
+
+def test_a_failing_metrics_backend_never_fails_a_bulk_fetch_paced_by_a_429(devrev_simulator, refused_metrics):
+    sim = devrev_simulator
+    for number in range(4):
+        add(sim, f"b{number}", DAY)
+    sim.add_fault("rate_limit", retry_after=0.05, path="/observability.sessions.get")
+
+    sessions = DevRevHook(max_retry_wait=1).get_sessions("android", VERSION, ["b0", "b1", "b2", "b3"])
+
+    assert [session["session_id"] for session in sessions] == ["b0", "b1", "b2", "b3"]
+    assert tried(refused_metrics) >= {"devrev.rate_limited", "devrev.requests.observability_sessions_get.200"}
+
+
+def test_a_failing_metrics_backend_never_fails_a_trigger_through_a_5xx(devrev_simulator, refused_metrics):
+    from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
+
+    add(devrev_simulator, "waited-for", DAY)
+    devrev_simulator.add_fault("server_error", status=503, path="/observability.sessions.get")
+    trigger = DevRevSessionTrigger(
+        devrev_conn_id="devrev_default",
+        platform="android",
+        session_id="waited-for",
+        version_key=VERSION,
+        poll_interval=0.1,
+        hook_options={"max_retry_wait": 0.05},
+    )
+
+    async def events():
+        return [event.payload async for event in trigger.run()]
+
+    [event] = asyncio.run(events())
+
+    assert event["status"] == "success"
+    assert event["session"]["session_id"] == "waited-for"
+    assert tried(refused_metrics) >= {"devrev.requests.observability_sessions_get.503", "devrev.retries"}
+
+
+def test_a_failing_metrics_backend_never_fails_the_watcher(devrev_simulator, refused_metrics, monkeypatch):
+    from airflow_provider_devrev.triggers.devrev import DevRevNewSessionsTrigger
+    from tests.triggers.test_new_sessions_trigger import T0, Driver, crash_trigger
+
+    driver = Driver(start=T0)
+    monkeypatch.setattr(DevRevNewSessionsTrigger, "clock", staticmethod(driver.time))
+    monkeypatch.setattr(DevRevNewSessionsTrigger, "sleep", staticmethod(driver.sleep))
+
+    async def watch():
+        driver.watch(crash_trigger(version_key=VERSION))
+        assert await driver.poll() == []
+        add(devrev_simulator, "new-crash", datetime.fromtimestamp(driver.now - 30, tz=UTC))
+        fired = await driver.poll()
+        await driver.stop()
+        return fired
+
+    fired = asyncio.run(watch())
+
+    assert [payload["session"]["session_id"] for payload in fired] == ["new-crash"]
+    assert tried(refused_metrics) >= {"devrev.watcher.polls", "devrev.watcher.events", "devrev.watcher.sessions"}

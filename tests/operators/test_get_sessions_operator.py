@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import resource
+import signal
 
 import pytest
 
 from airflow_provider_devrev._compat import AirflowFailException
-from airflow_provider_devrev.exceptions import DevRevInvalidInputError, DevRevNotFoundError
+from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevInvalidInputError, DevRevNotFoundError
 from airflow_provider_devrev.operators.devrev import GetSessionsOperator
 
 VERSION = "com.example.app@1.0.0"
@@ -113,3 +116,72 @@ def test_literal_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
 
 def test_template_fields():
     assert set(GetSessionsOperator.template_fields) >= {"platform", "version_key", "session_ids", "output_path"}
+
+
+# -- output_path: published only once complete ---------------------------------------------------------------
+
+
+def jsonl_size(sessions) -> int:
+    """Bytes of the JSON Lines file the operator writes for ``sessions``."""
+    return sum(len(json.dumps(s, ensure_ascii=False, separators=(",", ":")).encode()) + 1 for s in sessions)
+
+
+def previous_export(sim, target) -> bytes:
+    """A complete earlier export at ``target``, for a failed rerun to leave alone."""
+    add(sim, "old-1", "old-2")
+    op(session_ids=["old-1", "old-2"], output_path=str(target)).execute({})
+    return target.read_bytes()
+
+
+def test_a_rerun_that_fails_while_fetching_leaves_the_previous_file_whole(devrev_simulator, tmp_path):
+    sim = devrev_simulator
+    target = tmp_path / "sessions.jsonl"
+    before = previous_export(sim, target)
+    ids = list(add(sim, *(f"s{n:02d}" for n in range(20))))
+    # The 13th id fails for good: a revoked token, say, after twelve sessions had come back.
+    sim.add_fault("revoked", session_id="s12")
+
+    with pytest.raises(DevRevAuthError):
+        op(session_ids=ids, output_path=str(target), max_concurrency=2).execute({})
+
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["sessions.jsonl"], "no partial file left beside it"
+
+
+@pytest.fixture
+def file_size_limit():
+    """
+    ``limit(n)``: from then on until the test ends, this process cannot write a file beyond ``n`` bytes (the
+    kernel's RLIMIT_FSIZE): a real write error half way through a file, as a full disk or quota gives.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # Without this, the kernel's SIGXFSZ kills the process instead of failing the write with EFBIG.
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(size: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_write_that_fails_half_way_publishes_nothing_and_keeps_the_previous_file(
+    devrev_simulator, tmp_path, file_size_limit
+):
+    sim = devrev_simulator
+    target = tmp_path / "sessions.jsonl"
+    before = previous_export(sim, target)
+    stored = add(sim, *(f"s{n:02d}" for n in range(40)))
+    whole = jsonl_size(stored.values())
+    file_size_limit(whole // 2)
+
+    with pytest.raises(OSError, match="File too large") as caught:
+        op(session_ids=list(stored), output_path=str(target)).execute({})
+
+    assert caught.value.errno == errno.EFBIG, "the write failed half way, as meant"
+    assert len(before) < whole // 2 < whole
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["sessions.jsonl"], "no partial file left beside it"
