@@ -89,8 +89,8 @@ def error_from_response(
         # Not DevRev's error shape: typically an HTML page from a proxy or load balancer. A 401 stays an auth
         # error whoever wrote its body (a gateway checking the token first): the hook re-reads the connection
         # on DevRevAuthError, and a rotated token is as likely behind a gateway's 401 as behind DevRev's.
-        error_class = DevRevAuthError if status_code == 401 else DevRevUnexpectedResponseError
-        return error_class(
+        unexpected: type[DevRevError] = DevRevAuthError if status_code == 401 else DevRevUnexpectedResponseError
+        return unexpected(
             f"{request.describe()} answered {status_code} with a body that is not a DevRev error: "
             f"{body_excerpt(_text(content)) or '(empty body)'}",
             status_code=status_code,
