@@ -69,7 +69,8 @@ def _file_or_directory(value: Any, label: str) -> tuple[str | None, str | None]:
 
 def _file(value: str, label: str) -> str:
     if not (os.path.isfile(value) and os.access(value, os.R_OK)):
-        raise DevRevInvalidInputError(label, value, "must be a readable PEM file of CA certificates")
+        hint = " (a directory goes in SSL_CERT_DIR)" if os.path.isdir(value) else ""
+        raise DevRevInvalidInputError(label, value, f"must be a readable PEM file of CA certificates{hint}")
     return value
 
 

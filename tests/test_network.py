@@ -179,7 +179,7 @@ def unhashed(tmp_path) -> str:
         ("REQUESTS_CA_BUNDLE", lambda tmp: "/no/such/ca", "or a directory"),
         ("REQUESTS_CA_BUNDLE", unhashed, "holds no certificate named by its hash"),
         ("SSL_CERT_FILE", lambda tmp: "/no/such.pem", "readable PEM file"),
-        ("SSL_CERT_FILE", lambda tmp: str(tmp), "readable PEM file"),
+        ("SSL_CERT_FILE", lambda tmp: str(tmp), "(a directory goes in SSL_CERT_DIR)"),
         ("SSL_CERT_DIR", lambda tmp: "/no/such/dir", "is not a directory"),
         ("SSL_CERT_DIR", lambda tmp: f"{hashed(tmp / 'ok')}{os.pathsep}/no/such/dir", "'/no/such/dir' is not a"),
         ("SSL_CERT_DIR", unhashed, "openssl rehash"),
