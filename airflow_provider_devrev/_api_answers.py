@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_provider_devrev._api_requests import ApiRequest
 from airflow_provider_devrev.exceptions import (
+    DevRevAuthError,
     DevRevError,
     DevRevServerError,
     DevRevUnexpectedResponseError,
@@ -85,8 +86,11 @@ def error_from_response(
     body = _error_body(content)
     retry_after = parse_retry_after(headers.get("Retry-After"), body, now=now)
     if body is None or not isinstance(body.get("type"), str):
-        # Not DevRev's error shape: typically an HTML page from a proxy or load balancer.
-        return DevRevUnexpectedResponseError(
+        # Not DevRev's error shape: typically an HTML page from a proxy or load balancer. A 401 stays an auth
+        # error whoever wrote its body (a gateway checking the token first): the hook re-reads the connection
+        # on DevRevAuthError, and a rotated token is as likely behind a gateway's 401 as behind DevRev's.
+        unexpected: type[DevRevError] = DevRevAuthError if status_code == 401 else DevRevUnexpectedResponseError
+        return unexpected(
             f"{request.describe()} answered {status_code} with a body that is not a DevRev error: "
             f"{body_excerpt(_text(content)) or '(empty body)'}",
             status_code=status_code,

@@ -56,8 +56,9 @@ CONN_FIELDS: dict[str, Any] = {
     "ca_bundle": {
         "label": "CA bundle (PEM file)",
         "schema": {"type": ["string", "null"]},
-        "description": "CAs to trust instead of the system store, e.g. your proxy's re-signing CA. "
-        "Empty: REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system store.",
+        "description": "CAs to trust instead of the default ones, e.g. your proxy's re-signing CA: a PEM file, "
+        "or a directory hashed with openssl rehash. Empty: REQUESTS_CA_BUNDLE, else SSL_CERT_FILE and/or "
+        "SSL_CERT_DIR, else the default CAs.",
     },
     "verify_tls": {
         "label": "Verify TLS certificates",

@@ -3,18 +3,19 @@ How to reach DevRev through a corporate network: which proxy, which CAs, whether
 
 One pure decision, made once when a connection's settings are built, from the connection's extras
 (``proxy``, ``ca_bundle``, ``verify_tls``) and a snapshot of the environment (``HTTPS_PROXY``,
-``HTTP_PROXY``, ``NO_PROXY`` and their lower-case forms; ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``). Both
-transports obey the resulting :class:`NetworkSettings`; neither reads the environment itself (``requests``
-runs with ``trust_env=False``, aiohttp gets its proxy and TLS context per request), so poke mode and
-deferrable mode cannot take different routes.
+``HTTP_PROXY``, ``NO_PROXY`` and their lower-case forms; ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``,
+``SSL_CERT_DIR``). Both transports obey the resulting :class:`NetworkSettings`; neither reads the environment
+itself (``requests`` runs with ``trust_env=False``, aiohttp gets its proxy and TLS context per request), so
+poke mode and deferrable mode cannot take different routes.
 
 Rules:
 
 - The ``proxy`` extra wins; ``NO_PROXY`` does not apply to it (it names the proxy for this connection).
 - Without it, the environment's proxy for the base URL's scheme (``https_proxy`` before ``HTTPS_PROXY``,
   as curl and urllib read them), unless ``NO_PROXY`` covers the host.
-- The ``ca_bundle`` extra replaces the system CA store; without it, ``REQUESTS_CA_BUNDLE`` then
-  ``SSL_CERT_FILE``; without those, the system store.
+- The ``ca_bundle`` extra (a PEM file or a hashed directory) replaces the default CAs; without it,
+  ``REQUESTS_CA_BUNDLE`` (the same); without it, ``SSL_CERT_FILE`` and/or ``SSL_CERT_DIR`` (both trusted when
+  both are set, as OpenSSL does); without those, each library's default (see :mod:`._trust`).
 - ``verify_tls=false`` turns verification off (and the hook logs a warning).
 - A plain ``http://`` base URL (allowed to loopback only) has no TLS: no CA is read for it.
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from airflow_provider_devrev._trust import decide_trust
 from airflow_provider_devrev._values import coerce_bool
 from airflow_provider_devrev.exceptions import (
     DevRevError,
@@ -41,9 +43,6 @@ from airflow_provider_devrev.exceptions import (
     DevRevServerError,
     DevRevTLSError,
 )
-
-#: Environment variables naming a CA file, in the order they are read when no ``ca_bundle`` is set.
-CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
 
 @dataclass(frozen=True)
@@ -93,20 +92,33 @@ class NetworkSettings:
     The route and the trust for one connection; hashable, so a transport can cache what it builds from it.
 
     :param proxy: The proxy to use, or ``None`` to connect directly.
-    :param ca_bundle: A PEM file of CAs to trust instead of the system store; ``None``: the system store.
-    :param ca_source: Where ``ca_bundle`` came from (``extra ca_bundle``, ``REQUESTS_CA_BUNDLE``, ...).
+    :param ca_file: A PEM file of CAs to trust instead of the default ones.
+    :param ca_dir: A directory of CAs named by their hashes (``openssl rehash``) to trust instead of the
+        default ones; from ``SSL_CERT_DIR``, possibly several, separated by ``os.pathsep``. With ``ca_file``
+        (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` both set) both are trusted. Neither: the libraries' defaults.
+    :param ca_source: Where they came from (``extra ca_bundle``, ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``,
+        ``SSL_CERT_DIR``, ``SSL_CERT_FILE and SSL_CERT_DIR``).
     :param verify: Whether to verify DevRev's certificate (and host name) at all.
     """
 
     proxy: Proxy | None = None
-    ca_bundle: str | None = None
+    ca_file: str | None = None
+    ca_dir: str | None = None
     ca_source: str | None = None
     verify: bool = True
 
     @property
     def is_default(self) -> bool:
-        """No proxy, the system CAs, verification on: the transports' fast path."""
-        return self.proxy is None and self.ca_bundle is None and self.verify
+        """No proxy, the default CAs, verification on: the transports' fast path."""
+        return self.proxy is None and self.ca_file is None and self.ca_dir is None and self.verify
+
+    @property
+    def combined_trust(self) -> bool:
+        """Whether the CAs are more than the one path requests' ``verify`` takes (a file and a directory, or
+        several directories): the sync transport then sets them on its connections itself."""
+        if not self.verify or self.ca_dir is None:
+            return False
+        return self.ca_file is not None or os.pathsep in self.ca_dir
 
     def requests_proxies(self) -> dict[str, str]:
         """``requests.Session.proxies``: the proxy for both schemes, or none."""
@@ -116,16 +128,27 @@ class NetworkSettings:
         return {"http": url, "https": url}
 
     def requests_verify(self) -> bool | str:
-        """``requests.Session.verify``: ``False``, the CA file, or ``True`` (requests' own CA bundle)."""
+        """``requests.Session.verify``: ``False``; the CA file or directory (requests takes either); or
+        ``True``: requests' own bundle (certifi's) or, with :attr:`combined_trust`, the CAs the sync
+        transport sets itself."""
         if not self.verify:
             return False
-        return self.ca_bundle or True
+        if self.combined_trust:
+            return True
+        return self.ca_file or self.ca_dir or True
 
     def trust_description(self) -> str:
-        """Which CAs were trusted, for an error message."""
-        if self.ca_bundle is None:
-            return "the system CA store"
-        return f"the CAs in {self.ca_bundle} ({self.ca_source})"
+        """Which CAs were trusted and where that came from, for an error message."""
+        if self.ca_file is None and self.ca_dir is None:
+            return (
+                "the default CAs (certifi's bundle with requests, the system store with aiohttp; no ca_bundle, "
+                "REQUESTS_CA_BUNDLE, SSL_CERT_FILE or SSL_CERT_DIR set)"
+            )
+        where = [
+            f"the file {self.ca_file}" if self.ca_file else "",
+            f"the directory {self.ca_dir}" if self.ca_dir else "",
+        ]
+        return f"the CAs in {' and '.join(w for w in where if w)} ({self.ca_source})"
 
 
 def network_settings(
@@ -154,18 +177,10 @@ def network_settings(
     else:
         proxy = environment_proxy(parts.scheme, parts.hostname or "", parts.port, env)
 
-    ca_text = _blank_to_none(extra.get("ca_bundle"), None)
-    ca_bundle = ca_source = None
-    if parts.scheme != "https":
-        pass  # no TLS to DevRev (a loopback simulator): no CA to choose
-    elif ca_text is not None:
-        ca_bundle, ca_source = _ca_file(ca_text, f"extra ca_bundle of connection {conn_id!r}"), "extra ca_bundle"
-    else:
-        for name in CA_BUNDLE_ENV:
-            if env.get(name, "").strip():
-                ca_bundle, ca_source = _ca_file(env[name], f"environment variable {name}"), name
-                break
-    return NetworkSettings(proxy=proxy, ca_bundle=ca_bundle, ca_source=ca_source, verify=verify)
+    ca_file = ca_dir = ca_source = None
+    if parts.scheme == "https":  # else no TLS to DevRev (a loopback simulator): no CA to choose
+        ca_file, ca_dir, ca_source = decide_trust(_blank_to_none(extra.get("ca_bundle"), None), conn_id, env)
+    return NetworkSettings(proxy=proxy, ca_file=ca_file, ca_dir=ca_dir, ca_source=ca_source, verify=verify)
 
 
 def environment_proxy(scheme: str, host: str, port: int | None, env: Mapping[str, str]) -> Proxy | None:
@@ -262,7 +277,8 @@ def tls_error(what: str, base_url: str, network: NetworkSettings, reason: str) -
     return DevRevTLSError(
         f"{what} to {base_url}{via}: TLS certificate verification failed ({reason}), trusting "
         f"{network.trust_description()}. If your network re-signs TLS with a company CA, set the connection's "
-        "ca_bundle extra (or REQUESTS_CA_BUNDLE) to a PEM file holding that CA. Not retried.",
+        "ca_bundle extra (or REQUESTS_CA_BUNDLE) to a PEM file, or a directory hashed with openssl rehash, "
+        "holding that CA. Not retried.",
         error_type="tls_verification_failed",
     )
 
@@ -341,12 +357,6 @@ def exception_chain(error: BaseException) -> list[BaseException]:
         seen.append(link)
         pending += [link.__cause__, link.__context__, getattr(link, "reason", None), *link.args]
     return seen
-
-
-def _ca_file(path: Any, label: str) -> str:
-    if not isinstance(path, str) or not os.path.isfile(path.strip()):
-        raise DevRevInvalidInputError(label, path, "must be the path of a readable PEM file of CA certificates")
-    return path.strip()
 
 
 def _blank_to_none(value: Any, default: Any) -> Any:

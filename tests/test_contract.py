@@ -14,6 +14,7 @@ from airflow_provider_devrev.contract import (
     parse_retry_after,
 )
 from airflow_provider_devrev.exceptions import (
+    DevRevAuthError,
     DevRevError,
     DevRevRateLimitError,
     DevRevServerError,
@@ -95,6 +96,26 @@ def test_unexpected_body_excerpt_is_at_most_200_characters():
     assert isinstance(err, DevRevUnexpectedResponseError)
     assert len(str(err)) < 350
     assert is_transient(err)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"<html><title>401 Authorization Required</title></html>", b'{"error": "invalid_token"}', b"[]"],
+    ids=["empty", "html", "json without type", "json list"],
+)
+def test_any_401_is_an_auth_error_whatever_its_body_and_final(content):
+    err = parse_error(401, {"WWW-Authenticate": "Bearer"}, content)
+    assert type(err) is DevRevAuthError
+    assert err.status_code == 401
+    assert "not a DevRev error" in str(err)
+    assert (content.decode() or "(empty body)") in str(err)
+    assert not is_transient(err)
+
+
+def test_a_401_with_devrevs_body_keeps_devrevs_fields():
+    err = parse_error(401, {}, b'{"type": "token_expired", "message": "The token expired.", "detail": "at 10:00"}')
+    assert type(err) is DevRevAuthError
+    assert (err.error_type, err.message, err.detail) == ("token_expired", "The token expired.", "at 10:00")
 
 
 def test_wait_takes_the_larger_of_retry_after_and_backoff_and_caps_it():

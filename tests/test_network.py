@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import pytest
 
 from airflow_provider_devrev.connection import HookOptions, settings_from_connection
@@ -33,6 +36,24 @@ def other_ca(tmp_path):
     path = tmp_path / "other.pem"
     path.write_text("-----BEGIN CERTIFICATE-----\n")
     return str(path)
+
+
+def hashed(directory) -> str:
+    """A directory as ``openssl rehash`` leaves it (the decision reads the names only)."""
+    directory.mkdir()
+    (directory / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (directory / "9d66eef0.0").symlink_to("ca.pem")
+    return str(directory)
+
+
+@pytest.fixture
+def ca_dir(tmp_path):
+    return hashed(tmp_path / "certs")
+
+
+@pytest.fixture
+def other_dir(tmp_path):
+    return hashed(tmp_path / "more-certs")
 
 
 def decide(extra=None, env=None, base=BASE) -> NetworkSettings:
@@ -85,16 +106,94 @@ def test_which_proxy_by_scheme_and_address(base, env, expected):
     assert (proxy.url if proxy else None) == expected
 
 
-def test_which_ca(ca, other_ca):
-    assert (decide().ca_bundle, decide().ca_source) == (None, None)
-    assert decide({"ca_bundle": ca}).ca_bundle == ca
-    assert decide({}, {"REQUESTS_CA_BUNDLE": ca}).ca_source == "REQUESTS_CA_BUNDLE"
-    assert decide({}, {"SSL_CERT_FILE": ca}).ca_source == "SSL_CERT_FILE"
-    assert decide({}, {"REQUESTS_CA_BUNDLE": ca, "SSL_CERT_FILE": other_ca}).ca_bundle == ca
-    both = decide({"ca_bundle": other_ca}, {"REQUESTS_CA_BUNDLE": ca})
-    assert (both.ca_bundle, both.ca_source) == (other_ca, "extra ca_bundle")
+def trusted(extra=None, env=None) -> tuple:
+    network = decide(extra, env)
+    return network.ca_file, network.ca_dir, network.ca_source
+
+
+def test_which_ca_in_order_extra_then_requests_ca_bundle_then_openssls_two_then_the_default(
+    ca, other_ca, ca_dir, other_dir
+):
+    everything = {"REQUESTS_CA_BUNDLE": other_ca, "SSL_CERT_FILE": other_ca, "SSL_CERT_DIR": other_dir}
+    assert trusted() == (None, None, None)
+    assert trusted({"ca_bundle": ca}, everything) == (ca, None, "extra ca_bundle")
+    assert trusted({"ca_bundle": ca_dir}, everything) == (None, ca_dir, "extra ca_bundle")
+    assert trusted({"ca_bundle": ""}, {"REQUESTS_CA_BUNDLE": ca}) == (ca, None, "REQUESTS_CA_BUNDLE")
+    assert trusted({}, {**everything, "REQUESTS_CA_BUNDLE": ca_dir}) == (None, ca_dir, "REQUESTS_CA_BUNDLE")
+    assert trusted({}, {"REQUESTS_CA_BUNDLE": " ", "SSL_CERT_FILE": ca}) == (ca, None, "SSL_CERT_FILE")
+    assert trusted({}, {"SSL_CERT_DIR": ca_dir}) == (None, ca_dir, "SSL_CERT_DIR")
+    # Both of OpenSSL's: both trusted, as OpenSSL does.
+    both = (ca, ca_dir, "SSL_CERT_FILE and SSL_CERT_DIR")
+    assert trusted({}, {"SSL_CERT_FILE": ca, "SSL_CERT_DIR": ca_dir}) == both
+    # Several directories, separated as PATH is; empty entries ignored.
+    listed = f"{ca_dir}{os.pathsep}{os.pathsep}{other_dir}"
+    assert trusted({}, {"SSL_CERT_DIR": listed}) == (None, f"{ca_dir}{os.pathsep}{other_dir}", "SSL_CERT_DIR")
     # Plain http to loopback has no TLS: no CA is read, not even a broken one.
-    assert decide({}, {"REQUESTS_CA_BUNDLE": "/nowhere.pem"}, base="http://127.0.0.1:1").ca_bundle is None
+    plain = decide({}, {"REQUESTS_CA_BUNDLE": "/nowhere.pem"}, base="http://127.0.0.1:1")
+    assert (plain.ca_file, plain.ca_dir) == (None, None)
+
+
+def test_the_trust_is_described_by_path_and_source(ca, ca_dir):
+    assert decide({"ca_bundle": ca_dir}).trust_description() == f"the CAs in the directory {ca_dir} (extra ca_bundle)"
+    assert decide({}, {"SSL_CERT_FILE": ca, "SSL_CERT_DIR": ca_dir}).trust_description() == (
+        f"the CAs in the file {ca} and the directory {ca_dir} (SSL_CERT_FILE and SSL_CERT_DIR)"
+    )
+    default = decide().trust_description()
+    assert "certifi" in default
+    assert all(name in default for name in ("ca_bundle", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"))
+
+
+def test_requests_gets_one_path_as_verify_or_the_transport_sets_a_combined_trust(ca, ca_dir, other_dir):
+    assert decide({"ca_bundle": ca_dir}).requests_verify() == ca_dir
+    assert not decide({"ca_bundle": ca_dir}).combined_trust
+    assert decide({}, {"SSL_CERT_DIR": ca_dir}).requests_verify() == ca_dir
+    for env in ({"SSL_CERT_FILE": ca, "SSL_CERT_DIR": ca_dir}, {"SSL_CERT_DIR": f"{ca_dir}{os.pathsep}{other_dir}"}):
+        assert decide({}, env).combined_trust
+        assert decide({}, env).requests_verify() is True
+    off = decide({"verify_tls": "false"}, {"SSL_CERT_FILE": ca, "SSL_CERT_DIR": ca_dir})
+    assert (off.combined_trust, off.requests_verify()) == (False, False)
+
+
+def test_the_settings_stay_hashable_and_equal_for_equal_decisions(ca, ca_dir):
+    env = {"SSL_CERT_FILE": ca, "SSL_CERT_DIR": ca_dir}
+    assert hash(decide({}, env)) == hash(decide({}, dict(env)))
+    assert decide({}, env) == decide({}, dict(env))
+    assert decide({}, env) != decide({"ca_bundle": ca_dir})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decide().ca_dir = ca_dir  # type: ignore[misc]
+
+
+def unhashed(tmp_path) -> str:
+    directory = tmp_path / "pems"
+    directory.mkdir()
+    (directory / "company-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    return str(directory)
+
+
+@pytest.mark.parametrize(
+    ("where", "make", "says"),
+    [
+        ("extra", lambda tmp: "/no/such/ca", "readable PEM file"),
+        ("extra", lambda tmp: "/dev/null", "readable PEM file"),
+        ("extra", unhashed, "openssl rehash"),
+        ("REQUESTS_CA_BUNDLE", lambda tmp: "/no/such/ca", "or a directory"),
+        ("REQUESTS_CA_BUNDLE", unhashed, "holds no certificate named by its hash"),
+        ("SSL_CERT_FILE", lambda tmp: "/no/such.pem", "readable PEM file"),
+        ("SSL_CERT_FILE", lambda tmp: str(tmp), "(a directory goes in SSL_CERT_DIR)"),
+        ("SSL_CERT_DIR", lambda tmp: "/no/such/dir", "is not a directory"),
+        ("SSL_CERT_DIR", lambda tmp: f"{hashed(tmp / 'ok')}{os.pathsep}/no/such/dir", "'/no/such/dir' is not a"),
+        ("SSL_CERT_DIR", unhashed, "openssl rehash"),
+    ],
+)
+def test_a_ca_path_that_cannot_serve_fails_before_any_request_naming_where_and_the_value(tmp_path, where, make, says):
+    value = make(tmp_path)
+    with pytest.raises(DevRevInvalidInputError) as caught:
+        decide({"ca_bundle": value}) if where == "extra" else decide({}, {where: value})
+
+    text = str(caught.value)
+    assert ("extra ca_bundle of connection 'conn'" if where == "extra" else f"environment variable {where}") in text
+    assert repr(value)[:60] in text  # long values are shortened for the message (exceptions._show)
+    assert says in text
 
 
 @pytest.mark.parametrize(
@@ -109,6 +208,7 @@ def test_the_default_is_the_fast_path_and_the_transport_arguments_follow(ca):
     assert decide().requests_proxies() == {}
     assert decide().requests_verify() is True
     assert decide({"ca_bundle": ca}).requests_verify() == ca
+    assert not decide({"ca_bundle": ca}).is_default
     assert decide({"verify_tls": "false"}).requests_verify() is False
     proxied = decide({"proxy": f"http://me:{SECRET}@p:3128"})
     assert proxied.requests_proxies() == {"http": f"http://me:{SECRET}@p:3128", "https": f"http://me:{SECRET}@p:3128"}
@@ -124,6 +224,7 @@ def test_the_default_is_the_fast_path_and_the_transport_arguments_follow(ca):
         ({"proxy": "http://p:notaport"}, ["extra proxy"]),
         ({"proxy": 3128}, ["extra proxy"]),
         ({"ca_bundle": "/no/such/ca.pem"}, ["extra ca_bundle of connection 'conn'", "/no/such/ca.pem", "PEM file"]),
+        ({"ca_bundle": 42}, ["extra ca_bundle of connection 'conn'", "42", "PEM file"]),
         ({"verify_tls": "maybe"}, ["verify_tls", "'maybe'", "true or false"]),
     ],
 )
@@ -162,7 +263,7 @@ def test_connection_settings_carry_the_decision_from_uri_strings(ca):
         environ={"HTTPS_PROXY": "http://ignored:1"},
     )
     assert settings.network == NetworkSettings(
-        proxy=Proxy("http://p:3128"), ca_bundle=ca, ca_source="extra ca_bundle", verify=True
+        proxy=Proxy("http://p:3128"), ca_file=ca, ca_source="extra ca_bundle", verify=True
     )
 
 

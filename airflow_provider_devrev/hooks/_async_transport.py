@@ -249,6 +249,8 @@ def route(network: NetworkSettings) -> dict[str, Any]:
             kwargs["proxy_headers"] = {"Proxy-Authorization": authorization}
     if not network.verify:
         kwargs["ssl"] = False
-    elif network.ca_bundle is not None:
-        kwargs["ssl"] = ssl.create_default_context(cafile=network.ca_bundle)
+    elif network.ca_file is not None or network.ca_dir is not None:
+        # Only these CAs, not the defaults as well (create_default_context loads those only without either),
+        # the same as requests trusts; a directory is looked up by hashed names (capath).
+        kwargs["ssl"] = ssl.create_default_context(cafile=network.ca_file, capath=network.ca_dir)
     return kwargs

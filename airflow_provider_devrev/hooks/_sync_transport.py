@@ -53,7 +53,26 @@ def new_session(settings: ConnectionSettings) -> requests.Session:
     http.trust_env = False
     http.proxies = settings.network.requests_proxies()
     http.verify = settings.network.requests_verify()
+    if settings.network.combined_trust:
+        http.mount("https://", _combined_trust_adapter(settings.network.ca_file, settings.network.ca_dir))
     return http
+
+
+def _combined_trust_adapter(ca_file: str | None, ca_dir: str | None) -> requests.adapters.HTTPAdapter:
+    """
+    An adapter trusting a CA file and CA directories at once (``SSL_CERT_FILE`` with ``SSL_CERT_DIR``, or
+    several directories in ``SSL_CERT_DIR``), as the async transport's ``SSLContext`` does: requests'
+    ``verify`` takes one path, so the paths are set on each connection pool where requests would set certifi's.
+    """
+    from requests.adapters import HTTPAdapter
+
+    class CombinedTrustAdapter(HTTPAdapter):
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            super().cert_verify(conn, url, verify, cert)
+            if verify is not False and url.lower().startswith("https"):
+                conn.ca_certs, conn.ca_cert_dir = ca_file, ca_dir
+
+    return CombinedTrustAdapter()
 
 
 def call(

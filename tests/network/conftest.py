@@ -13,7 +13,15 @@ from airflow_provider_devrev.testing import DevRevSimulator
 from tests.network.forward_proxy import ForwardProxy
 
 #: The environment variables the network decision reads; a developer's or CI's own must not leak in.
-NETWORK_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "ALL_PROXY")
+NETWORK_ENV = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "ALL_PROXY",
+)
 PROXY_USER = "airflow-egress"
 # Fixed, not random: this module is imported twice (as a conftest, and by the tests that import from it).
 PROXY_PASSWORD = "proxy-pw-7f3c9a1e5b2d4c68"
