@@ -183,17 +183,35 @@ def _default_message(status_code: int) -> str:
     }.get(status_code, "the server failed")
 
 
+#: What each kind of timeout says after "timed out", by the hop where the request stalled; the same words in
+#: both transports. ``{t}`` is the timeout that ran out.
+TIMEOUT_WORDS = {
+    # A pooled connection, the TCP handshake, a proxy's answer to CONNECT, the TLS handshake: whichever
+    # stalled, the request never got as far as being sent.
+    "connect": "timed out while connecting: not connected within the {t} s connect timeout (TCP, a proxy's "
+    "answer to CONNECT, the TLS handshake, or a free pooled connection)",
+    "answer": "timed out waiting for the answer: no response within the {t} s read timeout",
+    "body": "timed out reading the body: nothing more arrived within the {t} s read timeout",
+    "request": "did not complete within the {t} s request_timeout (which bounds a whole request, body included)",
+}
+
+
 def no_response_error(
-    request: ApiRequest, base_url: str, *, timeout: float | None = None, timeout_kind: str = "read"
+    request: ApiRequest, base_url: str, *, timeout: float | None = None, timeout_kind: str = "answer"
 ) -> DevRevServerError:
     """
     The error for a call that got no answer: a timeout when ``timeout`` is given, else a connection error.
 
     Transient by definition (see :mod:`airflow_provider_devrev.policy`), so it is retried like a 503.
+
+    :param timeout: The seconds that ran out, for a timeout.
+    :param timeout_kind: Where the request stalled (a key of :data:`TIMEOUT_WORDS`): ``connect``, ``answer``
+        (no headers), ``body`` (the body stopped) or ``request`` (the whole request outlasted
+        ``request_timeout``).
     """
     if timeout is not None:
         return DevRevServerError(
-            f"{request.describe()} to {base_url} got no answer within the {timeout:g} s {timeout_kind} timeout",
+            f"{request.describe()} to {base_url} {TIMEOUT_WORDS[timeout_kind].format(t=f'{timeout:g}')}",
             error_type="timeout",
         )
     return DevRevServerError(
