@@ -187,23 +187,38 @@ def _default_message(status_code: int) -> str:
     }.get(status_code, "the server failed")
 
 
+#: What each kind of timeout says after "timed out", by the hop where the request stalled; the same words in
+#: both transports. ``{t}`` is the timeout that ran out.
+TIMEOUT_WORDS = {
+    # A pooled connection, the TCP handshake, a proxy's answer to CONNECT, the TLS handshake: whichever
+    # stalled, the request never got as far as being sent.
+    "connect": "timed out while connecting: not connected within the {t} s connect timeout (TCP, a proxy's "
+    "answer to CONNECT, the TLS handshake, or a free pooled connection)",
+    "answer": "timed out waiting for the answer: no response within the {t} s read timeout",
+    "body": "timed out reading the body: nothing more arrived within the {t} s read timeout",
+    "request": "did not complete within the {t} s request_timeout (which bounds a whole request, body included)",
+}
+
+
 def no_response_error(
-    request: ApiRequest, base_url: str, *, timeout: float | None = None, timeout_kind: str = "read"
+    request: ApiRequest, base_url: str, *, timeout: float, timeout_kind: str = "answer", proxy: str | None = None
 ) -> DevRevServerError:
     """
-    The error for a call that got no answer: a timeout when ``timeout`` is given, else a connection error.
+    The error for a call that got no answer in time. (A network failure is worded by
+    :mod:`airflow_provider_devrev._failures`.)
 
     Transient by definition (see :mod:`airflow_provider_devrev.policy`), so it is retried like a 503.
+
+    :param timeout: The seconds that ran out.
+    :param timeout_kind: Where the request stalled (a key of :data:`TIMEOUT_WORDS`): ``connect``, ``answer``
+        (no headers), ``body`` (the body stopped) or ``request`` (the whole request outlasted
+        ``request_timeout``).
+    :param proxy: The proxy the request went through, as messages show it (never its password): named for a
+        connect timeout, where a proxy that never answers ``CONNECT`` is the likely cause.
     """
-    if timeout is not None:
-        return DevRevServerError(
-            f"{request.describe()} to {base_url} got no answer within the {timeout:g} s {timeout_kind} timeout",
-            error_type="timeout",
-        )
-    return DevRevServerError(
-        f"{request.describe()} to {base_url} failed: connection refused, reset or closed before an answer",
-        error_type="connection_error",
-    )
+    words = TIMEOUT_WORDS[timeout_kind].format(t=f"{timeout:g}")
+    via = f" through the proxy {proxy}" if proxy and timeout_kind == "connect" else ""
+    return DevRevServerError(f"{request.describe()} to {base_url}{via} {words}", error_type="timeout", detail=words)
 
 
 def unsendable_request_error(request: ApiRequest, base_url: str, failure: BaseException) -> DevRevError:

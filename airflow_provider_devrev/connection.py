@@ -31,6 +31,9 @@ from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETR
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
+#: A whole request, headers and body: what bounds a body that trickles in, each read well within the read
+#: timeout, for ever.
+DEFAULT_REQUEST_TIMEOUT = 300.0
 DEFAULT_API_SCOPE = "beta"
 #: Airflow's secret masker ignores shorter secrets, so such a token would show in clear in logs.
 MIN_TOKEN_LENGTH = 5
@@ -53,10 +56,13 @@ class HookOptions:
     timeout: float | None = None
     max_retries: int | None = None
     max_retry_wait: float | None = None
+    request_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout is not None:
             object.__setattr__(self, "timeout", coerce_seconds("timeout", self.timeout))
+        if self.request_timeout is not None:
+            object.__setattr__(self, "request_timeout", coerce_seconds("request_timeout", self.request_timeout))
         if self.max_retries is not None:
             object.__setattr__(self, "max_retries", coerce_count("max_retries", self.max_retries))
         if self.max_retry_wait is not None:
@@ -76,6 +82,7 @@ class ConnectionSettings:
     :param token: The API token (the connection's password).
     :param connect_timeout: Seconds to wait for a TCP (and TLS) connection.
     :param read_timeout: Seconds to wait for each read of the answer.
+    :param request_timeout: Seconds a whole request may take, from connecting to the last byte of the body.
     :param retry: The retry policy from ``max_retries`` and ``max_retry_wait``.
     :param api_scope: Sent as ``X-Devrev-Scope``; ``None`` sends no such header.
     :param network: Proxy, CAs and TLS verification (:mod:`airflow_provider_devrev.network`).
@@ -85,6 +92,7 @@ class ConnectionSettings:
     token: str = field(repr=False)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     api_scope: str | None = DEFAULT_API_SCOPE
     network: NetworkSettings = field(default_factory=NetworkSettings)
@@ -126,6 +134,9 @@ def settings_from_connection(
     timeout = options.timeout
     if timeout is None and extra.get("timeout") not in (None, ""):
         timeout = coerce_seconds("timeout", extra["timeout"], conn_id)
+    request_timeout = options.request_timeout
+    if request_timeout is None and extra.get("request_timeout") not in (None, ""):
+        request_timeout = coerce_seconds("request_timeout", extra["request_timeout"], conn_id)
     max_retries = options.max_retries
     if max_retries is None and extra.get("max_retries") not in (None, ""):
         max_retries = coerce_count("max_retries", extra["max_retries"], conn_id)
@@ -143,6 +154,7 @@ def settings_from_connection(
         # ``timeout`` shortens it too, so a user asking for 5 s never waits 10 s on a dead host.
         connect_timeout=min(DEFAULT_CONNECT_TIMEOUT, timeout) if timeout else DEFAULT_CONNECT_TIMEOUT,
         read_timeout=timeout or DEFAULT_READ_TIMEOUT,
+        request_timeout=request_timeout or DEFAULT_REQUEST_TIMEOUT,
         retry=RetryPolicy(
             max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
             max_retry_wait=DEFAULT_MAX_RETRY_WAIT if max_retry_wait is None else max_retry_wait,

@@ -14,8 +14,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://api.devrev.ai",
         "password": "DevRev personal access token or service token",
-        "extra": '{"timeout": 30, "max_retries": 5, "max_retry_wait": 300, "api_scope": "beta", '
-        '"proxy": "http://proxy.example.com:3128", "ca_bundle": "/etc/ssl/certs/company-ca.pem", '
+        "extra": '{"timeout": 30, "request_timeout": 300, "max_retries": 5, "max_retry_wait": 300, '
+        '"api_scope": "beta", "proxy": "http://proxy.example.com:3128", "ca_bundle": "/etc/ssl/certs/company-ca.pem", '
         '"verify_tls": true}',
     },
 }
@@ -26,6 +26,11 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Read timeout (seconds)",
         "schema": {"type": ["number", "null"], "minimum": 0, "default": 30},
         "description": "Seconds to wait for each read of an answer. Connecting waits at most 10 s.",
+    },
+    "request_timeout": {
+        "label": "Request timeout (seconds)",
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": 300},
+        "description": "Seconds a whole request may take, body included: ends an answer that trickles in.",
     },
     "max_retries": {
         "label": "Max retries",

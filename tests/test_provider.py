@@ -45,6 +45,7 @@ def test_connection_form_declares_what_the_issue_asks():
     assert behaviour["placeholders"]["host"] == "https://api.devrev.ai"
     assert set(conn_type["conn-fields"]) == {
         "timeout",
+        "request_timeout",
         "max_retries",
         "max_retry_wait",
         "api_scope",

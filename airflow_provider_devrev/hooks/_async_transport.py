@@ -43,15 +43,21 @@ from airflow_provider_devrev.network import (
 )
 from airflow_provider_devrev.policy import is_transient
 
-#: Open TCP connections per event loop. Polls beyond it queue for a free connection instead of opening
-#: more: DevRev's rate limit, not connection count, is what bounds useful concurrency.
+#: Open TCP connections per event loop and destination (host, port, TLS and proxy, as aiohttp keys them).
+#: Polls beyond it queue for a free connection instead of opening more: DevRev's rate limit, not connection
+#: count, is what bounds useful concurrency.
 POOL_SIZE = 100
 
 
 class _Pool:
     def __init__(self) -> None:
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=POOL_SIZE, ttl_dns_cache=300),
+            # Per destination, with no limit over all: every trigger of the loop shares this pool, and with one
+            # overall limit, requests stuck on one host (a proxy that never answers, a server that never sends
+            # its headers) would hold every slot and stall the other connections' triggers too. A request
+            # queued behind its own host's stuck ones gives up after its connect timeout, which covers the wait
+            # for a slot (see _request_options).
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=POOL_SIZE, ttl_dns_cache=300),
             # Timeouts are set per request from the connection's settings.
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,
@@ -134,6 +140,7 @@ async def _send_once(
 ) -> dict[str, Any]:
     failure: DevRevError
     cause: BaseException | None = None
+    reading_body = False
     try:
         async with session.request(
             request.method,
@@ -142,10 +149,11 @@ async def _send_once(
             json=request.body,
             **_request_options(settings),
         ) as response:
+            reading_body = True
             content = await response.read()
             status, headers = response.status, response.headers
     except Exception as err:
-        reported = _request_failure(request, settings, err)
+        reported = _request_failure(request, settings, err, reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
@@ -173,11 +181,16 @@ def _what(request: ApiRequest, settings: ConnectionSettings) -> str:
 
 
 def _request_failure(
-    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException, *, reading_body: bool = False
 ) -> tuple[DevRevError, BaseException | None] | None:
     """
     How an exception from aiohttp while sending ``request`` is reported: the typed error, and the cause it may
     be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    A timeout is named for the hop where the request stalled: connecting (aiohttp's ``connect`` timeout, which
+    also covers a free pooled connection, a proxy's answer to ``CONNECT`` and the TLS handshake), waiting for
+    the answer or reading the body (``sock_read``; ``reading_body`` says which), or the whole request
+    (``total``, the ``request_timeout`` extra, raised as a bare ``TimeoutError``).
 
     Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
     proxy that failed is final and unchained (aiohttp's proxy and TLS errors hold the CONNECT request,
@@ -186,11 +199,23 @@ def _request_failure(
     """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return (
-            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            no_response_error(
+                request,
+                settings.base_url,
+                timeout=settings.connect_timeout,
+                timeout_kind="connect",
+                proxy=_proxy(settings),
+            ),
             error,
         )
-    if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
-        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        kind = "body" if reading_body else "answer"
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout, timeout_kind=kind), error
+    if isinstance(error, TimeoutError):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.request_timeout, timeout_kind="request"),
+            error,
+        )
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         reason = getattr(error.certificate_error, "verify_message", None) or str(error.certificate_error)
         return tls_error(request.describe(), settings.base_url, settings.network, reason), None
@@ -220,8 +245,12 @@ def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
     if options is None:
         options = {
             "headers": settings.headers(),
+            # connect, not sock_connect alone: it bounds everything before the request is sent (the wait for
+            # a pooled connection, the TCP and TLS handshakes, a proxy's answer to CONNECT), where sock_connect
+            # bounds the TCP handshake only and a proxy that never answered held the request for ever. total
+            # bounds the whole request, body included: sock_read alone never ends a body that trickles in.
             "timeout": aiohttp.ClientTimeout(
-                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+                total=settings.request_timeout, connect=settings.connect_timeout, sock_read=settings.read_timeout
             ),
             "allow_redirects": False,
             **route(settings.network),
@@ -254,3 +283,8 @@ def route(network: NetworkSettings) -> dict[str, Any]:
         # the same as requests trusts; a directory is looked up by hashed names (capath).
         kwargs["ssl"] = ssl.create_default_context(cafile=network.ca_file, capath=network.ca_dir)
     return kwargs
+
+
+def _proxy(settings: ConnectionSettings) -> str | None:
+    proxy = settings.network.proxy
+    return f"{proxy.display} ({proxy.source})" if proxy is not None else None

@@ -6,13 +6,19 @@ session, sending with the retry policy (:func:`call`), one attempt (``_send_once
 body, which only this transport does), what a failure of the library means (``_request_failure``), and the
 options of every request (``_request_options``).
 
+Every body is read here, a read at a time, with the whole request's deadline (the ``request_timeout`` extra)
+checked between reads: ``requests`` has no deadline of its own, and a body trickling in a byte a second never
+trips its per-read timeout. aiohttp's ``total`` timeout does the same in the async transport.
+
 ``requests`` is imported on first use: the triggerer imports the hook, and so this module, but never sends
 with ``requests``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+import traceback
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
@@ -150,18 +156,23 @@ def _with_policy(
 def _send_once(http: requests.Session, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
     failure: DevRevError
     cause: BaseException | None = None
+    reading_body = False
+    deadline = time.monotonic() + settings.request_timeout
     try:
-        response = _request(http, request, settings)
+        with _request(http, request, settings) as response:
+            reading_body = True
+            content = b"".join(_body(response, deadline))
+            status, headers = response.status_code, response.headers
     except Exception as err:
-        reported = _request_failure(request, settings, err)
+        reported = _request_failure(request, settings, err, reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
         del reported  # else this frame would hold the error too (see the finally below)
     else:
-        metrics.request_answered(request.path, response.status_code)
+        metrics.request_answered(request.path, status)
         try:
-            return parse_response(request, response.status_code, response.headers, response.content)
+            return parse_response(request, status, headers, content)
         except DevRevError as err:
             failure = settings.retry.check_wait_acceptable(err)
     # Raised here, outside the except clauses, so that no error is chained to what the library raised
@@ -181,8 +192,9 @@ def _stream_once(
 
     failure: DevRevError | None = None
     cause: BaseException | None = None
+    deadline = time.monotonic() + settings.request_timeout
     try:
-        response = _request(http, request, settings, stream=True)
+        response = _request(http, request, settings)
     except Exception as err:
         reported = _request_failure(request, settings, err)
         if reported is None:
@@ -192,41 +204,53 @@ def _stream_once(
         # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
         raise failure from cause
     written = 0
+    content = b""
     with response:
         metrics.request_answered(request.path, response.status_code)
-        if not 200 <= response.status_code < 300:
-            content = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) or b""
-            error = error_from_response(request, response.status_code, response.headers, content)
-            raise settings.retry.check_wait_acceptable(error)
-        try:
-            for chunk in response.iter_content(STREAM_CHUNK_BYTES):
-                if chunk:
-                    write(chunk)
-                    written += len(chunk)
-        except requests.RequestException as err:
-            cause = err
-            if written:
-                # Bytes already written cannot be taken back: the caller discards them and the error is final.
-                failure = DevRevUnexpectedResponseError(
-                    f"{request.describe()} to {settings.base_url}: the body was cut after {written} bytes "
-                    f"({type(err).__name__}); nothing was published",
-                    status_code=200,
-                    error_type="incomplete_body",
-                )
-            else:
-                reported = _request_failure(request, settings, err)
+        answered = 200 <= response.status_code < 300
+        chunks = _body(response, deadline, limit=None if answered else MAX_ERROR_BODY_BYTES)
+        while True:
+            # Only the reads are the transport's to report: an exception from write ends the call as it is.
+            try:
+                chunk = next(chunks, b"")
+            except (requests.RequestException, TimeoutError) as err:
+                reported = _request_failure(request, settings, err, reading_body=True)
                 failure, cause = reported or (_network_failure(request, settings, err), err)
+                break
+            if not chunk:
+                break
+            if not answered:
+                content += chunk
+                continue
+            write(chunk)
+            written += len(chunk)
+    if failure is not None and written:
+        # Bytes already written cannot be taken back: the caller discards them and the error is final.
+        failure = DevRevUnexpectedResponseError(
+            f"{failure.message}; the body was cut after {written} bytes, nothing was published",
+            status_code=200,
+            error_type="incomplete_body",
+        )
+    if failure is None and not answered:
+        failure = settings.retry.check_wait_acceptable(
+            error_from_response(request, response.status_code, response.headers, content)
+        )
     if failure is not None:
         raise failure from cause
     return written
 
 
 def _request_failure(
-    request: ApiRequest, settings: ConnectionSettings, error: BaseException
+    request: ApiRequest, settings: ConnectionSettings, error: BaseException, *, reading_body: bool = False
 ) -> tuple[DevRevError, BaseException | None] | None:
     """
     How an exception from ``requests`` while sending ``request`` is reported: the typed error, and the cause it
     may be chained to, or ``None`` for an exception that is not the library's (it propagates as it is).
+
+    A timeout is named for the hop where the request stalled: connecting (the TCP handshake, a proxy's answer
+    to ``CONNECT``, the TLS handshake), waiting for the answer or reading the body (``reading_body`` says
+    which), or the whole request (the ``request_timeout`` extra, raised by :func:`_body` as a bare
+    ``TimeoutError``), in the words the async transport uses.
 
     Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
     proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
@@ -235,13 +259,27 @@ def _request_failure(
     """
     import requests
 
-    if isinstance(error, requests.ConnectTimeout):
+    if isinstance(error, requests.ConnectTimeout) or (
+        isinstance(error, requests.Timeout) and not reading_body and _while_connecting(error)
+    ):
         return (
-            no_response_error(request, settings.base_url, timeout=settings.connect_timeout, timeout_kind="connect"),
+            no_response_error(
+                request,
+                settings.base_url,
+                timeout=settings.connect_timeout,
+                timeout_kind="connect",
+                proxy=_proxy(settings),
+            ),
             error,
         )
     if isinstance(error, requests.Timeout):
-        return no_response_error(request, settings.base_url, timeout=settings.read_timeout), error
+        kind = "body" if reading_body else "answer"
+        return no_response_error(request, settings.base_url, timeout=settings.read_timeout, timeout_kind=kind), error
+    if isinstance(error, TimeoutError):
+        return (
+            no_response_error(request, settings.base_url, timeout=settings.request_timeout, timeout_kind="request"),
+            error,
+        )
     if isinstance(error, requests.exceptions.SSLError):
         tls = _tls_failure(request, settings, error)
         return (tls, None) if tls is not None else (_network_failure(request, settings, error), error)
@@ -258,16 +296,15 @@ def _request_failure(
 
 def _request_options(settings: ConnectionSettings) -> dict[str, Any]:
     """
-    The arguments of every request made with ``settings`` besides its body: timeouts and no redirects (the
-    headers, the route and the trust are the session's, see :func:`new_session`).
+    The arguments of every request made with ``settings`` besides its body: timeouts, no redirects, and the
+    body left for :func:`_body` to read (the headers, the route and the trust are the session's, see
+    :func:`new_session`).
     """
-    return {"timeout": (settings.connect_timeout, settings.read_timeout), "allow_redirects": False}
+    return {"timeout": (settings.connect_timeout, settings.read_timeout), "allow_redirects": False, "stream": True}
 
 
-def _request(
-    http: requests.Session, request: ApiRequest, settings: ConnectionSettings, *, stream: bool = False
-) -> requests.Response:
-    kwargs: dict[str, Any] = {"json": request.body, **_request_options(settings), "stream": stream}
+def _request(http: requests.Session, request: ApiRequest, settings: ConnectionSettings) -> requests.Response:
+    kwargs: dict[str, Any] = {"json": request.body, **_request_options(settings)}
     if settings.network.verify:
         return http.request(request.method, request.url(settings.base_url), **kwargs)
     import warnings
@@ -282,6 +319,64 @@ def _request(
 
 def _network_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseException) -> DevRevError:
     return network_failure(request.describe(), settings.base_url, error, settings.network.proxy)
+
+
+def _body(response: requests.Response, deadline: float, *, limit: int | None = None) -> Iterator[bytes]:
+    """
+    The body of ``response`` in chunks of :data:`STREAM_CHUNK_BYTES` (the last one shorter), up to ``limit``
+    bytes, as ``iter_content`` gives them, but gathered one network read at a time.
+
+    :param deadline: ``time.monotonic()`` by which the whole request must be done: checked between reads, so
+        a body that keeps trickling in ends at most one read (the read timeout) after it.
+    :raises TimeoutError: the deadline passed (bare, as aiohttp raises its ``total`` timeout).
+    :raises requests.RequestException: a read failed; urllib3's errors become those ``requests`` raises for
+        them, except that a read timeout stays a timeout (``requests`` makes it a ``ConnectionError``).
+    """
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    left = limit
+    chunk = bytearray()
+    while left is None or left > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the request_timeout ran out")
+        amount = STREAM_CHUNK_BYTES - len(chunk) if left is None else min(left, STREAM_CHUNK_BYTES - len(chunk))
+        try:
+            # read1: what one read of the socket brings; read() would wait for the whole amount, and a body
+            # trickling in would never reach the deadline check.
+            data = response.raw.read1(amount, decode_content=True)
+        except ReadTimeoutError as err:
+            raise requests.ReadTimeout(err) from err
+        except ProtocolError as err:
+            raise requests.exceptions.ChunkedEncodingError(err) from err
+        except DecodeError as err:
+            raise requests.exceptions.ContentDecodingError(err) from err
+        except SSLError as err:
+            raise requests.exceptions.SSLError(err) from err
+        if not data:
+            break
+        chunk += data
+        if left is not None:
+            left -= len(data)
+        if len(chunk) >= STREAM_CHUNK_BYTES:
+            yield bytes(chunk)
+            chunk.clear()
+    if chunk:
+        yield bytes(chunk)
+
+
+def _while_connecting(error: BaseException) -> bool:
+    """
+    Whether a read timeout of ``requests`` happened while connecting: urllib3 raises a stalled proxy ``CONNECT``
+    or TLS handshake as a read timeout, like a stalled answer, and only where it was raised tells them apart:
+    inside the connection's ``connect()`` (http.client's and urllib3's name for opening the TCP connection,
+    the proxy tunnel and the TLS session).
+    """
+    return any(
+        frame.f_code.co_name == "connect"
+        for link in exception_chain(error)
+        for frame, _ in traceback.walk_tb(link.__traceback__)
+    )
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -305,3 +400,8 @@ def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseE
             reason = link.verify_message or str(link)
             return tls_error(request.describe(), settings.base_url, settings.network, reason)
     return None
+
+
+def _proxy(settings: ConnectionSettings) -> str | None:
+    proxy = settings.network.proxy
+    return f"{proxy.display} ({proxy.source})" if proxy is not None else None

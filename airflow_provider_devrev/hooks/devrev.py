@@ -39,10 +39,10 @@ class DevRevHook(ConnectionReader):
     Talk to DevRev's observability API with a ``devrev`` connection.
 
     The connection's password is the API token; its host is the base URL (empty means
-    ``https://api.devrev.ai``). Extras: ``timeout``, ``max_retries``, ``max_retry_wait``, ``api_scope`` and
-    ``allow_insecure_http``; the keyword arguments below override the first three. ``proxy``, ``ca_bundle``
-    and ``verify_tls`` (or the environment's proxy and CA variables) set the route and the trust of both
-    transports alike (:mod:`airflow_provider_devrev.network`).
+    ``https://api.devrev.ai``). Extras: ``timeout``, ``max_retries``, ``max_retry_wait``, ``request_timeout``,
+    ``api_scope`` and ``allow_insecure_http``; the keyword arguments below override the first four.
+    ``proxy``, ``ca_bundle`` and ``verify_tls`` (or the environment's proxy and CA variables) set the route
+    and the trust of both transports alike (:mod:`airflow_provider_devrev.network`).
 
     Nothing is looked up when the hook is built: the connection is read on first use, and one keep-alive
     HTTP session serves every call. A call is retried on 429 (after ``Retry-After``), 500/502/503/504,
@@ -55,6 +55,7 @@ class DevRevHook(ConnectionReader):
     :param max_retries: Retries after the first attempt (default 5).
     :param max_retry_wait: The longest single wait accepted from a ``Retry-After`` (default 300 s). A longer
         one fails the call at once, with the wait DevRev asked for in the message.
+    :param request_timeout: Seconds a whole request may take, body included (default 300), each attempt alike.
     :param sleep: How the sync transport waits between retries (tests pass a fake).
     :param async_sleep: How the async transport waits between retries (tests pass a fake).
     """
@@ -71,15 +72,15 @@ class DevRevHook(ConnectionReader):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
+        request_timeout: float | None = None,
         sleep: Callable[[float], Any] | None = None,
         async_sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
         super().__init__()
         self.devrev_conn_id = devrev_conn_id
-        if timeout is None and max_retries is None and max_retry_wait is None:
-            self.options = _NO_OPTIONS  # the common case; a triggerer builds a hook per wait
-        else:
-            self.options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
+        options = (timeout, max_retries, max_retry_wait, request_timeout)  # HookOptions' fields, in order
+        # No options is the common case, and a triggerer builds a hook per wait: no dataclass to validate then.
+        self.options = _NO_OPTIONS if options == (None,) * 4 else HookOptions(*options)
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep
         self._settings = None

@@ -59,8 +59,9 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
     :param session_id: The session to wait for. Templated.
     :param version_key: The app version key the session was recorded under. Templated.
     :param devrev_conn_id: The DevRev connection. Templated.
-    :param request_timeout: Seconds to wait for each read of an answer (the connection's ``timeout`` extra;
-        named so because ``timeout`` is the sensor's own).
+    :param request_timeout: Seconds to wait for each read of an answer: the connection's ``timeout`` extra,
+        named so because ``timeout`` is the sensor's own. Not the connection's ``request_timeout`` extra,
+        which bounds a whole request, body included (default 300 s).
     :param max_retries: Retries within one check (overrides the connection's).
     :param max_retry_wait: Longest ``Retry-After`` waited out within one check; a longer one ends the check,
         and the next check comes no sooner than DevRev asked, in every mode.

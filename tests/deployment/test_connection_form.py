@@ -43,6 +43,7 @@ HIDDEN = ("Login", "Port", "Schema")
 #: The typed extras (Airflow 3.2+): label, the value the form starts with (a switch: checked or not).
 EXTRAS: dict[str, str | bool] = {
     "Read timeout (seconds)": "30",
+    "Request timeout (seconds)": "300",
     "Max retries": "5",
     "Max retry wait (seconds)": "300",
     "API scope (X-Devrev-Scope)": "beta",
@@ -53,6 +54,7 @@ EXTRAS: dict[str, str | bool] = {
 }
 EXTRA_KEYS = (
     "timeout",
+    "request_timeout",
     "max_retries",
     "max_retry_wait",
     "api_scope",
@@ -210,6 +212,7 @@ def test_connection_form_in_a_real_browser(tmp_path: Path) -> None:
         }
         assert json.loads(saved["extra"]) == {
             "timeout": 30,
+            "request_timeout": 300,
             "max_retries": 7,
             "max_retry_wait": 300,
             "api_scope": "beta",
