@@ -146,9 +146,9 @@ def raised(monkeypatch) -> dict[str, list[DevRevError]]:
     monkeypatch.setattr(DevRevHook, "call_streaming", spying_on(DevRevHook.call_streaming))
     real_acall = DevRevHook.acall
 
-    async def aspy(self: DevRevHook, request: Any) -> Any:
+    async def aspy(self: DevRevHook, request: Any, **kwargs: Any) -> Any:
         try:
-            return await real_acall(self, request)
+            return await real_acall(self, request, **kwargs)
         except DevRevError as err:
             seen[self.devrev_conn_id].append(err)
             raise
