@@ -16,6 +16,7 @@ however the URL is written (:func:`split_credentials`), and every form of it to 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -53,9 +54,14 @@ def secret_forms(secret: str) -> list[str]:
 
 
 def remember(forms: Iterable[str]) -> None:
-    """Add ``forms`` (each as it is: see :func:`secret_forms` for the escaped ones) to the secrets to hide."""
+    """
+    Add ``forms`` (each as it is: see :func:`secret_forms` for the escaped ones) to the secrets to hide, and
+    each with its whitespace runs made single spaces, as one-line messages write a text they quote.
+    """
     global _known
-    new = [form for form in forms if isinstance(form, str) and len(form) >= MIN_SECRET_LENGTH]
+    new = [form for form in forms if isinstance(form, str)]
+    new += [" ".join(form.split()) for form in new]
+    new = [form for form in dict.fromkeys(new) if len(form) >= MIN_SECRET_LENGTH]
     if all(form in _order for form in new):
         return  # the common case: a connection read again
     with _lock:
@@ -72,8 +78,12 @@ def hide(text: str) -> str:
     known = _known
     if not known or not text:
         return text
-    # Nearly every text holds no secret: a substring test per form is far cheaper than a replacement.
-    if not any(form in text for form in known):
+    # Nearly every text holds no secret: a substring test per form (a plain loop: a generator in any()
+    # costs twice as much, on every error of every poll) before any replacement.
+    for form in known:
+        if form in text:
+            break
+    else:
         return text
     for form in known:
         if form in text:
@@ -118,10 +128,10 @@ def proxy_secret_forms(extra: Mapping[str, Any], environ: Mapping[str, str]) -> 
     """
     Every form in which a proxy password could appear in a text, for the secret masker, from the ``proxy``
     extra and every proxy variable of the environment (:data:`PROXY_ENV`, either case), read or not: each
-    value that holds a password, whole; the password as written, percent-decoded and percent-encoded; the
-    ``Proxy-Authorization`` value of the basic auth (UTF-8 as aiohttp sends it, Latin-1 as requests does);
-    each raw and escaped (:func:`secret_forms`). Values that do not parse count too: the error about them must
-    not show the password, and a log line may quote the variable.
+    value that holds a password, whole; the password as written, and percent-decoded in every escaped form
+    (:func:`secret_forms`, percent-encoded among them); the base64 of the basic auth (UTF-8 as aiohttp sends
+    it, Latin-1 as requests does), which ``Proxy-Authorization: Basic ...`` carries. Values that do not parse
+    count too: the error about them must not show the password, and a log line may quote the variable.
 
     :param extra: The connection's extras (``proxy``, or ``extra__devrev__proxy`` from older forms).
     :param environ: The environment the network decision reads.
@@ -136,15 +146,12 @@ def proxy_secret_forms(extra: Mapping[str, Any], environ: Mapping[str, str]) -> 
         if password is None:
             continue
         decoded = unquote(password)
-        secrets = [value, value.strip(), password, decoded, quote(decoded, safe="")]
+        # The decoded password in every escaped form (its percent-encoded one among them); the rest as they
+        # are: each form costs Airflow's masker a recompilation of all its patterns.
+        forms += [value, repr(value)[1:-1], password, *secret_forms(decoded)]
         if user is not None:
             pair = f"{unquote(user)}:{decoded}"
             for encoding in ("utf-8", "latin-1"):
-                try:
-                    basic = base64.b64encode(pair.encode(encoding)).decode("ascii")
-                except UnicodeEncodeError:
-                    continue
-                secrets += [basic, f"Basic {basic}"]
-        for secret in secrets:
-            forms += secret_forms(secret)
-    return list(dict.fromkeys(forms))
+                with contextlib.suppress(UnicodeEncodeError):
+                    forms.append(base64.b64encode(pair.encode(encoding)).decode("ascii"))
+    return [form for form in dict.fromkeys(forms) if len(form) >= MIN_SECRET_LENGTH]

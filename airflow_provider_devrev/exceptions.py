@@ -49,19 +49,25 @@ class DevRevError(AirflowException):
         max_bytes: int | None = None,
         body: dict[str, Any] | None = None,
     ) -> None:
-        # A body, or a server echoing the request, may quote the token: these fields end up in logs and in
-        # trigger events, which Airflow stores unmasked. ``error_type`` stays as it came: the retry policy
-        # reads it (its rendering in the line below is hidden).
-        self.message = hide(message)
+        self.message = message
         # AirflowException declares ``status_code`` as the API server's HTTP status; ours is DevRev's.
         self.status_code = status_code  # type: ignore[assignment]
         self.error_type = error_type
-        self.detail = hide_optional(detail)
+        self.detail = detail
         self.retry_after = retry_after
-        self.reference_id = hide_optional(reference_id)
+        self.reference_id = reference_id
         self.max_bytes = max_bytes
         self.body = body or {}
-        super().__init__(hide(self._one_line()))
+        line = self._one_line()
+        # A body, or a server echoing the request, may quote a secret: these texts end up in logs and in
+        # trigger events, which Airflow stores unmasked. The line holds every field, so one search of it
+        # serves the common case (a 404 at every poll of every trigger). ``error_type`` stays as it came,
+        # since the retry policy reads it; its rendering in the line is hidden.
+        if hide(line) != line:
+            self.message, self.detail = hide(message), hide_optional(detail)
+            self.reference_id = hide_optional(reference_id)
+            line = hide(self._one_line())
+        super().__init__(line)
 
     def _one_line(self) -> str:
         return _api_error_line(self.status_code, self.error_type, self.message, self.detail, self.reference_id)
