@@ -77,6 +77,10 @@ class _RawServer:
         raise NotImplementedError
 
 
+class NotHttp(Exception):
+    """The client spoke something else (a TLS handshake to this plain-HTTP server)."""
+
+
 def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
     """The head of one request (up to its blank line) and its body (by ``Content-Length``)."""
     data = b""
@@ -85,6 +89,8 @@ def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
         if not chunk:
             raise ConnectionError("closed before the end of the request head")
         data += chunk
+        if not data[:1].isalpha():
+            raise NotHttp
     head, _, body = data.partition(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n")[1:]:
@@ -105,7 +111,8 @@ def echo_page(status: int, head: bytes, prefix: str = "") -> bytes:
     auth = [line for line in lines if line.lower().startswith(AUTH_HEADERS)]
     quoted = b"\n".join([*auth, *lines]).decode("latin-1")
     reason = HTTPStatus(status).phrase
-    page = f"{prefix}<html><body><h1>{status} {reason}</h1><pre>{quoted}</pre></body></html>".encode()
+    # The quote first (after ``prefix``), so where the token sits does not depend on the status's wording.
+    page = f"{prefix}<pre>{quoted}</pre><h1>{status} {reason}</h1>".encode()
     return (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {len(page)}\r\n"
         "Connection: close\r\n\r\n"
@@ -125,7 +132,12 @@ class EchoServer(_RawServer):
         self.prefix = ""
 
     def handle(self, conn: socket.socket) -> None:
-        head, _ = read_request(conn)
+        try:
+            head, _ = read_request(conn)
+        except NotHttp:
+            # As a plain-HTTP server answers a TLS handshake: at once, in HTTP, which the client cannot read.
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
         conn.sendall(echo_page(self.status, head, self.prefix))
 
 
@@ -134,7 +146,8 @@ class RawProxy(_RawServer):
     A forward proxy whose behaviour the test sets per example (:attr:`mode`):
 
     - ``forward``: tunnels a ``CONNECT``, forwards a plain-HTTP request (without ``Proxy-Authorization``);
-    - ``echo``: answers the request (``CONNECT`` or plain) itself with :attr:`status` and the echo page;
+    - ``echo``: answers the request (``CONNECT`` or plain) itself with :attr:`status` and the echo page
+      (after :attr:`prefix`);
     - ``close``: reads the request and closes the connection without a word.
     """
 
@@ -142,6 +155,7 @@ class RawProxy(_RawServer):
         super().__init__()
         self.mode = "forward"
         self.status = 407
+        self.prefix = ""
 
     def handle(self, conn: socket.socket) -> None:
         head, body = read_request(conn)
@@ -149,7 +163,7 @@ class RawProxy(_RawServer):
         if mode == "close":
             return
         if mode == "echo":
-            conn.sendall(echo_page(self.status, head))
+            conn.sendall(echo_page(self.status, head, self.prefix))
             return
         method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
         if method == b"CONNECT":
