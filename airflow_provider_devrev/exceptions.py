@@ -5,6 +5,10 @@ Every failure the provider reports is a :class:`DevRevError`, so a DAG author ca
 subclass for one HTTP status. Each error carries the fields of DevRev's error body (``type``, ``message``,
 ``detail`` and the type-specific ones) and renders as one readable line that never contains the API token
 or more than a short excerpt of an unexpected body.
+
+No secret the process has read (:mod:`airflow_provider_devrev._secrets`) survives in an error's text: its
+fields are hidden when it is built, and an excerpt or a quoted value is hidden *before* it is cut, since a
+secret cut in half no longer matches any mask.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_devrev._compat import AirflowException
+from airflow_provider_devrev._secrets import hide, hide_optional
 
 #: How much of a body that is not the promised JSON we quote in an error: enough to recognise an HTML
 #: error page from a proxy, not enough to flood a log.
@@ -53,7 +58,16 @@ class DevRevError(AirflowException):
         self.reference_id = reference_id
         self.max_bytes = max_bytes
         self.body = body or {}
-        super().__init__(self._one_line())
+        line = self._one_line()
+        # A body, or a server echoing the request, may quote a secret: these texts end up in logs and in
+        # trigger events, which Airflow stores unmasked. The line holds every field, so one search of it
+        # serves the common case (a 404 at every poll of every trigger). ``error_type`` stays as it came,
+        # since the retry policy reads it; its rendering in the line is hidden.
+        if hide(line) != line:
+            self.message, self.detail = hide(message), hide_optional(detail)
+            self.reference_id = hide_optional(reference_id)
+            line = hide(self._one_line())
+        super().__init__(line)
 
     def _one_line(self) -> str:
         return _api_error_line(self.status_code, self.error_type, self.message, self.detail, self.reference_id)
@@ -174,7 +188,9 @@ class DevRevInvalidInputError(DevRevError, ValueError):
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    # Hidden before the cut: a secret cut in half would match no mask. Callers redact what they know to be
+    # secret in the value (a proxy URL's password); hide() adds every secret this process has read.
+    text = hide(repr(hide(value) if isinstance(value, str) else value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -201,8 +217,11 @@ def error_class_for_status(status_code: int) -> type[DevRevError]:
 
 
 def body_excerpt(text: str) -> str:
-    """Shorten an unexpected body to one line of at most :data:`BODY_EXCERPT_CHARS` characters."""
-    flat = " ".join(text.split())
+    """
+    Shorten an unexpected body to one line of at most :data:`BODY_EXCERPT_CHARS` characters, every secret the
+    process has read hidden first (a gateway's page may echo the request's headers, token included).
+    """
+    flat = " ".join(hide(text).split())
     if len(flat) <= BODY_EXCERPT_CHARS:
         return flat
     return flat[: BODY_EXCERPT_CHARS - 1] + "…"

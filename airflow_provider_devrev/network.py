@@ -3,16 +3,17 @@ How to reach DevRev through a corporate network: which proxy, which CAs, whether
 
 One pure decision, made once when a connection's settings are built, from the connection's extras
 (``proxy``, ``ca_bundle``, ``verify_tls``) and a snapshot of the environment (``HTTPS_PROXY``,
-``HTTP_PROXY``, ``NO_PROXY`` and their lower-case forms; ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``,
-``SSL_CERT_DIR``). Both transports obey the resulting :class:`NetworkSettings`; neither reads the environment
-itself (``requests`` runs with ``trust_env=False``, aiohttp gets its proxy and TLS context per request), so
-poke mode and deferrable mode cannot take different routes.
+``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` and their lower-case forms; ``REQUESTS_CA_BUNDLE``,
+``SSL_CERT_FILE``, ``SSL_CERT_DIR``). Both transports obey the resulting :class:`NetworkSettings`; neither reads
+the environment itself (``requests`` runs with ``trust_env=False``, aiohttp gets its proxy and TLS context per
+request), so poke mode and deferrable mode cannot take different routes.
 
 Rules:
 
 - The ``proxy`` extra wins; ``NO_PROXY`` does not apply to it (it names the proxy for this connection).
 - Without it, the environment's proxy for the base URL's scheme (``https_proxy`` before ``HTTPS_PROXY``,
-  as curl and urllib read them), unless ``NO_PROXY`` covers the host.
+  as curl and urllib read them), else ``all_proxy``/``ALL_PROXY`` (as curl and requests fall back to it),
+  unless ``NO_PROXY`` covers the host.
 - The ``ca_bundle`` extra (a PEM file or a hashed directory) replaces the default CAs; without it,
   ``REQUESTS_CA_BUNDLE`` (the same); without it, ``SSL_CERT_FILE`` and/or ``SSL_CERT_DIR`` (both trusted when
   both are set, as OpenSSL does); without those, each library's default (see :mod:`._trust`).
@@ -20,7 +21,9 @@ Rules:
 - A plain ``http://`` base URL (allowed to loopback only) has no TLS: no CA is read for it.
 
 Also here: the errors for a failed TLS verification and for a proxy that refused the tunnel, so that the
-two transports word them the same way. A proxy's password never appears in them.
+two transports word them the same way. A proxy's password never appears in them, nor in the error for a proxy
+URL that does not parse, whatever the password holds (``/``, ``#``, ``?``, ``@``): see
+:mod:`airflow_provider_devrev._secrets`, which also lists what the hook registers with the secret masker.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from airflow_provider_devrev._secrets import split_credentials
 from airflow_provider_devrev._trust import decide_trust
 from airflow_provider_devrev._values import coerce_bool
 from airflow_provider_devrev.exceptions import (
@@ -184,9 +188,12 @@ def network_settings(
 
 
 def environment_proxy(scheme: str, host: str, port: int | None, env: Mapping[str, str]) -> Proxy | None:
-    """The proxy the environment names for ``scheme://host:port``, or ``None`` (none set, or ``NO_PROXY``)."""
+    """
+    The proxy the environment names for ``scheme://host:port``, or ``None`` (none set, or ``NO_PROXY``): the
+    scheme's own variable, else ``ALL_PROXY``; lower case before upper case in each.
+    """
     name = f"{scheme}_proxy"
-    for variable in (name, name.upper()):
+    for variable in (name, name.upper(), "all_proxy", "ALL_PROXY"):
         value = env.get(variable, "").strip()
         if value:
             break
@@ -238,8 +245,9 @@ def parse_proxy(text: Any, label: str, *, source: str) -> Proxy:
     """
     A :class:`Proxy` from ``http://[user[:password]@]host[:port]`` (``http://`` assumed without a scheme).
 
-    :raises DevRevInvalidInputError: not a string, not ``http://``, or no host; the value shown has its
-        password replaced by ``***``.
+    :raises DevRevInvalidInputError: not a string, not ``http://``, no host, or an ``@`` after the host (a
+        password with ``/``, ``?`` or ``#`` not percent-encoded); the value shown has its password replaced
+        by ``***``, whatever it holds.
     """
     if not isinstance(text, str):
         raise DevRevInvalidInputError(label, _redacted(str(text)), "must be a proxy URL such as http://host:3128")
@@ -250,7 +258,14 @@ def parse_proxy(text: Any, label: str, *, source: str) -> Proxy:
         parts = urlsplit(raw)
         port = parts.port
     except ValueError:
-        raise DevRevInvalidInputError(label, _redacted(text), "must be a proxy URL such as http://host:3128") from None
+        parts = None  # raised below, outside this clause: urllib's error quotes the "port", a password maybe
+    # An '@' past the authority: a password holding '/', '?' or '#' unencoded, which urlsplit cut short and
+    # may have turned into the host (http://u:12/x@proxy reads as host u, port 12). Refused, not guessed.
+    if parts is None or "@" in parts.path + parts.query + parts.fragment:
+        expected = "must be a proxy URL such as http://host:3128"
+        if "@" in raw:
+            expected += ", its password percent-encoded (/ ? # @ as %2F %3F %23 %40)"
+        raise DevRevInvalidInputError(label, _redacted(text), expected)
     if parts.scheme.lower() != "http":
         raise DevRevInvalidInputError(
             label,
@@ -364,10 +379,5 @@ def _blank_to_none(value: Any, default: Any) -> Any:
 
 
 def _redacted(text: str) -> str:
-    # user:password@host -> user:***@host: never echo a proxy password in an error.
-    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at:
-        return text
-    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hostport}{slash}{path}"
+    # user:password@host -> user:***@host: never echo a proxy password in an error, whatever it holds.
+    return split_credentials(text)[0]

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_devrev import _secrets
 from airflow_provider_devrev._compat import BaseHook, mask_secret
+from airflow_provider_devrev._secrets import proxy_secret_forms
 from airflow_provider_devrev.connection import ConnectionSettings, HookOptions, settings_from_connection, token_forms
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError, DevRevServerError
 from airflow_provider_devrev.policy import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_WAIT, RetryPolicy
@@ -73,9 +76,10 @@ class ConnectionReader(BaseHook):
             try:
                 conn = self.get_connection(self.devrev_conn_id)
                 # Every form the token could take in a text, before validation can refuse it and say why.
-                for form in token_forms(conn.password):
-                    mask_secret(form)
+                _mask(token_forms(conn.password))
                 extra = conn.extra_dejson
+                # The proxy's password too, read or not, parseable or not (see proxy_secret_forms).
+                _mask(proxy_secret_forms(extra, os.environ))
                 break
             except Exception as err:
                 failure = _lookup_failure(self.devrev_conn_id, err)
@@ -84,10 +88,7 @@ class ConnectionReader(BaseHook):
             wait = policy.wait_seconds(failure, attempt)
             policy.log_retry(self.log, what, failure, attempt, wait)
             self._sleep(wait)
-        settings = self._settings_from(conn, extra)
-        if settings.network.proxy and settings.network.proxy.password:
-            mask_secret(settings.network.proxy.password)
-        return settings
+        return self._settings_from(conn, extra)
 
     async def _aread_settings(self, *, newer_than: int = 0) -> ConnectionSettings:
         attempt = 0
@@ -109,12 +110,8 @@ class ConnectionReader(BaseHook):
         key = (number, self.options)
         settings = _SETTINGS_BY_LOOKUP.get(key)
         if settings is None:
+            # The lookup registered the token's and the proxy's secrets (_lookup_and_mask) before this can fail.
             settings = self._validated(conn, extra)
-            if settings.network.proxy and settings.network.proxy.password:
-                from airflow_provider_devrev._compat import amask_secret
-
-                # As the sync read does; once per lookup, since the settings are kept per lookup.
-                await amask_secret(settings.network.proxy.password)
             if len(_SETTINGS_BY_LOOKUP) >= _SETTINGS_BY_LOOKUP_SIZE:
                 _SETTINGS_BY_LOOKUP.clear()
             _SETTINGS_BY_LOOKUP[key] = settings
@@ -232,6 +229,24 @@ class _Credentials:
         return "_Credentials(...)"
 
 
+def _mask(forms: Iterable[str]) -> None:
+    """Register secret forms with Airflow's masker (logs) and the provider's own (error texts, events)."""
+    forms = list(forms)
+    _secrets.remember(forms)
+    for form in forms:
+        mask_secret(form)
+
+
+async def _amask(forms: Iterable[str]) -> None:
+    """:func:`_mask` on an event loop (see :func:`~airflow_provider_devrev._compat.amask_secret`)."""
+    from airflow_provider_devrev._compat import amask_secret
+
+    forms = list(forms)
+    _secrets.remember(forms)
+    for form in forms:
+        await amask_secret(form)
+
+
 def _lookup_failure(conn_id: str, error: Exception) -> Exception:
     """
     What a failed connection lookup raises: a missing connection as it is (final), a lookup that failed
@@ -303,9 +318,9 @@ async def _lookup(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, A
 async def _lookup_and_mask(conn_id: str, hook_class: type[Any]) -> tuple[Any, dict[str, Any]]:
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-    from airflow_provider_devrev._compat import amask_secret
-
     conn = await get_async_connection(conn_id, hook=hook_class)
-    for form in token_forms(conn.password):
-        await amask_secret(form)
-    return conn, await get_async_extra_dejson(conn)
+    await _amask(token_forms(conn.password))
+    extra = await get_async_extra_dejson(conn)
+    # Before the hook validates these settings (and may refuse a proxy URL): as the sync read does.
+    await _amask(proxy_secret_forms(extra, os.environ))
+    return conn, extra

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_devrev._compat import AirflowException
+from airflow_provider_devrev._secrets import hide_optional
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import ApiRequest, get_session_request
 from airflow_provider_devrev.exceptions import ERROR_CLASS_BY_TYPE, DevRevError, error_class_for_status
@@ -205,10 +206,14 @@ class DevRevSessionTrigger(BaseTrigger):
 
 
 def error_event(error: DevRevError) -> dict[str, Any]:
-    """The payload of an error event: enough to raise the same typed error on the worker."""
+    """
+    The payload of an error event: enough to raise the same typed error on the worker. Airflow stores it
+    unmasked (``task_instance.next_kwargs``): the error's texts are hidden already, and so is its type here,
+    which a hostile body may have set.
+    """
     return {
         "status": "error",
-        "error_type": error.error_type,
+        "error_type": hide_optional(error.error_type),
         "status_code": error.status_code,
         "message": error.message,
         "reference_id": error.reference_id,
