@@ -25,6 +25,17 @@ from airflow_provider_devrev.network import Proxy, exception_chain
 #: ``error_type`` of every failure to get an answer other than a timeout.
 CONNECTION_ERROR = "connection_error"
 
+# The class names of the libraries' "answered, but not in HTTP" errors: aiohttp's parser, http.client's.
+_NOT_HTTP = frozenset(
+    {
+        "ClientResponseError",
+        "BadStatusLine",
+        "LineTooLong",
+        "HeaderParsingError",
+        "UnknownProtocol",
+        "InvalidChunkLength",
+    }
+)
 # The class names of the libraries' "closed before the answer" errors, matched by name so that this module
 # imports neither library (aiohttp must not load where only requests is used, and the reverse).
 _CLOSED = frozenset({"RemoteDisconnected", "ServerDisconnectedError", "IncompleteRead", "ClientPayloadError"})
@@ -62,6 +73,11 @@ def failure_reason(error: BaseException, host: str, port: int) -> str:
     handshake = _tls_handshake_error(chain)
     if handshake is not None:
         return handshake
+    # RemoteDisconnected is a BadStatusLine too; urllib3 reports a chunk size that is not a number as an
+    # IncompleteRead caused by int()'s ValueError.
+    garbled_chunk = "IncompleteRead" in names and _has(chain, ValueError)
+    if (names & _NOT_HTTP and "RemoteDisconnected" not in names) or garbled_chunk:
+        return f"{host} answered something that is not valid HTTP"
     if names & _CLOSED:  # before resets: http.client's RemoteDisconnected is a ConnectionResetError
         return f"{host} closed the connection before answering"
     if _has(chain, ConnectionResetError) or _has(chain, ConnectionAbortedError) or _has(chain, BrokenPipeError):

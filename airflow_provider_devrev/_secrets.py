@@ -62,15 +62,16 @@ def remember(forms: Iterable[str]) -> None:
     new = [form for form in forms if isinstance(form, str)]
     new += [" ".join(form.split()) for form in new]
     new = [form for form in dict.fromkeys(new) if len(form) >= MIN_SECRET_LENGTH]
-    if all(form in _order for form in new):
-        return  # the common case: a connection read again
     with _lock:
+        added = False
         for form in new:
-            _order.pop(form, None)
-            _order[form] = None  # read again: the newest once more
+            # Read again: the newest once more, so a secret in use is never the one evicted.
+            added |= _order.pop(form, False) is False
+            _order[form] = None
         while len(_order) > MAX_KNOWN:
             del _order[next(iter(_order))]
-        _known = tuple(sorted(_order, key=len, reverse=True))
+        if added:  # the common case, a connection read again, changes only the order
+            _known = tuple(sorted(_order, key=len, reverse=True))
 
 
 def hide(text: str) -> str:

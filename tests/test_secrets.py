@@ -262,3 +262,21 @@ def test_a_trigger_error_event_holds_no_piece_of_an_echoed_token(long_token, ech
     with pytest.raises(DevRevError) as rebuilt:
         session_from_event(event.payload)
     assert shown_pieces(long_token, chain_text(rebuilt.value)) == []
+
+
+def test_a_recording_body_that_is_not_json_is_reported_without_the_parsers_window_of_it():
+    # yajl's message quotes the bytes around the error, cut by yajl itself: a token echoed there would arrive
+    # cut, past any masking. The error names the parser's verdict only.
+    from airflow_provider_devrev.contract import get_session_recording_request
+    from airflow_provider_devrev.exceptions import DevRevUnexpectedResponseError
+    from airflow_provider_devrev.hooks._streaming import RecordingScanner
+
+    token = "tok-S3cretValue-0123456789abcdef"
+    scanner = RecordingScanner(get_session_recording_request("s-1", "app@1", recording_id="r-1"))
+    body = b'{"recording": {"a": 1}, "echo": Bearer ' + token.encode() + b" }"
+    with pytest.raises(DevRevUnexpectedResponseError) as caught:  # noqa: PT012 (feed or finish may raise)
+        scanner.feed(body)
+        scanner.finish()
+    text = str(caught.value)
+    assert "not complete JSON" in text
+    assert not any(token[i : i + 6] in text for i in range(len(token) - 5))

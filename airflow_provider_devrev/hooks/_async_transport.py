@@ -225,6 +225,10 @@ def _request_failure(
         proxy = settings.network.proxy
         reason = proxy_unreachable_reason(error, proxy) if proxy is not None else None
         return proxy_failure(request.describe(), settings.base_url, proxy, None, reason), None
+    if isinstance(error, aiohttp.ClientResponseError):
+        # An answer that is not valid HTTP (a bad status line, a header too long, a bad chunk): unchained,
+        # since the error's request_info holds the request's headers, the token's among them.
+        return network_failure(request.describe(), settings.base_url, error, settings.network.proxy), None
     if isinstance(error, aiohttp.InvalidURL):  # a ClientError, but no network failure
         return unsendable_request_error(request, settings.base_url, error), None
     if isinstance(error, aiohttp.ClientError):

@@ -84,7 +84,9 @@ class RecordingScanner:
         return recording_kind(self.request, {"recording": first})
 
     def _not_json(self, err: Exception) -> DevRevUnexpectedResponseError:
-        reason = " ".join(str(err).split())[:120]
+        # Only the parser's verdict, never the window of the body its message quotes: yajl cuts that window
+        # itself, so a secret echoed in the body would arrive cut, past any masking.
+        reason = " ".join(str(err).split("\n")[0].split(".")[0].split())[:80] or type(err).__name__
         return DevRevUnexpectedResponseError(
             f"{self.request.describe()} answered 200 with a body that is not complete JSON after {self.bytes} "
             f"bytes ({reason}); nothing was published",

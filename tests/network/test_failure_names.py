@@ -31,6 +31,14 @@ CONN_ID = "devrev_unreachable"
 VERSION = "app@1"
 
 
+#: Answers that are not valid HTTP: what a misrouted port or a broken middlebox sends.
+NOT_HTTP = {
+    "status line": b"HELLO WORLD\r\n\r\n",
+    "header too long": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+    "chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+}
+
+
 class RawServer:
     """
     A TCP server on 127.0.0.1 that reads one request, then ends the connection as ``ending`` says: ``reset``
@@ -72,6 +80,8 @@ class RawServer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 elif self.ending == "http":
                     conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                elif self.ending in NOT_HTTP:
+                    conn.sendall(NOT_HTTP[self.ending])
                 else:
                     # A clean close (FIN) once the whole request is read: closing with unread bytes would reset.
                     conn.shutdown(socket.SHUT_WR)
@@ -141,6 +151,19 @@ def test_a_connection_closed_before_the_answer_says_so(reach):
     with RawServer("close") as server:
         errors = reach(f"http://127.0.0.1:{server.port}")
     assert_same_in_both(errors, "127.0.0.1 closed the connection before answering")
+
+
+@pytest.mark.parametrize("answer", sorted(NOT_HTTP))
+def test_an_answer_that_is_not_http_says_so_and_chains_nothing_holding_the_token(reach, answer):
+    with RawServer(answer) as server:
+        errors = reach(f"http://127.0.0.1:{server.port}")
+    assert_same_in_both(errors, "127.0.0.1 answered something that is not valid HTTP")
+    # aiohttp's parser error holds the request's headers (Authorization among them) in its repr.
+    for error in errors:
+        link: BaseException | None = error
+        while link is not None:
+            assert "tok-unreachable-1" not in repr(link) + repr(getattr(link, "args", ""))
+            link = link.__cause__ or link.__context__
 
 
 def test_a_proxy_that_cannot_be_reached_is_named_with_its_host(reach):
