@@ -40,6 +40,8 @@ CONNECTION_LOOKUP_TIMEOUT = 30.0
 
 #: Numbers the lookups, so a caller can ask for one newer than the lookup its settings came from.
 _LOOKUP_NUMBERS = itertools.count(1)
+#: The number of the last lookup started (0: none yet); see :func:`lookups_started`.
+_last_lookup = 0
 
 _CONNECTIONS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[tuple[Any, dict[str, Any]]], int]]
@@ -193,12 +195,17 @@ class ConnectionReader(BaseHook):
         self._current()
         return True
 
-    async def _arotated(self, used: ConnectionSettings) -> bool:
-        """:meth:`_rotated` for the async transport: the lookup bypasses the event loop's cache."""
+    async def _arotated(self, used: ConnectionSettings, *, sent_after: int = 0) -> bool:
+        """
+        :meth:`_rotated` for the async transport: the lookup bypasses the event loop's cache.
+
+        :param sent_after: :func:`lookups_started` before the refused request was sent: only a lookup started
+            after it answers (triggers meeting the same 401 still share it).
+        """
         credentials = self._credentials
         assert credentials is not None
         if credentials.current == (used.token, used.base_url):
-            fresh = await self._aread_settings(newer_than=self._lookup_number)
+            fresh = await self._aread_settings(newer_than=max(self._lookup_number, sent_after))
             if not self._adopt_if_changed(credentials, used, fresh):
                 return False
         self._current()
@@ -293,7 +300,9 @@ async def connection_lookup(
     entry = cache.get(conn_id)
     if entry is None or entry[0] < loop.time() or entry[2] <= newer_than or _failed(entry[1]):
         task = loop.create_task(_lookup(conn_id, hook_class))
-        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, next(_LOOKUP_NUMBERS))
+        global _last_lookup
+        _last_lookup = next(_LOOKUP_NUMBERS)
+        entry = cache[conn_id] = (loop.time() + CONNECTION_TTL, task, _last_lookup)
     lookup = entry[1]
     if lookup.done():  # nearly always: thousands of triggers share one lookup a minute
         conn, extra = lookup.result()
@@ -301,6 +310,16 @@ async def connection_lookup(
         # Shielded: one caller being cancelled (its trigger removed) must not cancel the others' lookup.
         conn, extra = await asyncio.shield(lookup)
     return entry[2], conn, extra
+
+
+def lookups_started() -> int:
+    """
+    The number of the last connection lookup started. A trigger reads it before it sends a request: after a
+    401, only a lookup started later may answer its re-read. A lookup newer than the trigger's settings but
+    started before its request (a cache refresh in flight while the connection was being rotated) may still
+    hold the old token.
+    """
+    return _last_lookup
 
 
 def _failed(lookup: asyncio.Task[Any]) -> bool:

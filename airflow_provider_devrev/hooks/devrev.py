@@ -20,7 +20,7 @@ from airflow_provider_devrev.contract import (
 )
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
 from airflow_provider_devrev.hooks import _sync_transport
-from airflow_provider_devrev.hooks._credentials import ConnectionReader
+from airflow_provider_devrev.hooks._credentials import ConnectionReader, lookups_started
 from airflow_provider_devrev.hooks._streaming import StreamedRecording as StreamedRecording
 from airflow_provider_devrev.hooks._streaming import stream_checked
 from airflow_provider_devrev.hooks._sync_transport import MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY_BYTES
@@ -224,12 +224,13 @@ class DevRevHook(ConnectionReader):
         """:meth:`call`, async: the trigger builds its request once and sends it at every poll."""
         acall = _async_send()
         settings = await self.aget_settings()
+        sent_after = lookups_started()
         try:
             return await acall(request, settings, sleep=self._async_sleep, log=self._retry_log, deadline=deadline)
         except DevRevAuthError as err:
             unauthorized = err
         # Outside the except clause: a failure from here on is not chained to the 401.
-        if not await self._arotated(settings):
+        if not await self._arotated(settings, sent_after=sent_after):
             raise unauthorized
         return await acall(request, self._current(), sleep=self._async_sleep, log=self._retry_log, deadline=deadline)
 
