@@ -321,6 +321,45 @@ def test_a_token_rotated_mid_wait_is_read_again_past_the_loops_cache(devrev_simu
     assert clock.sleeps == [30, 30], "the poll that met the 401 sent its request again at once"
 
 
+def test_a_401_is_never_answered_by_a_lookup_that_started_before_the_request(devrev_simulator, monkeypatch):
+    # Seen in the cluster's rotation test: a cache refresh that read the connection before it was rotated, still
+    # in flight when the 401 came, is newer than the hook's settings but holds the old token.
+    from airflow_provider_devrev.hooks import _credentials
+    from airflow_provider_devrev.hooks.devrev import DevRevHook
+
+    sim = devrev_simulator
+    session = sim.add_session(sim.make_session("mobile", platform="android"), version_key=VERSION)
+    real = _credentials._lookup_and_mask
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def read_then_wait(conn_id, hook_class):
+        fields = await real(conn_id, hook_class)  # the connection as it is now: the old token
+        read.set()
+        await release.wait()
+        return fields
+
+    async def scenario() -> dict:
+        hook = DevRevHook("devrev_default", max_retries=0)
+        await hook.aget_settings()
+        monkeypatch.setattr(_credentials, "_lookup_and_mask", read_then_wait)
+        stale = asyncio.ensure_future(_credentials.connection_lookup("devrev_default", DevRevHook, newer_than=10**9))
+        await read.wait()
+        monkeypatch.setattr(_credentials, "_lookup_and_mask", real)
+        sim.rotate_token("rotated-" + "fedcba9876543210" * 3)
+        monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json())
+        # The stale lookup answers while the refused request is in flight.
+        loop = asyncio.get_running_loop()
+        sim.at_request(1, lambda: loop.call_soon_threadsafe(release.set))
+        try:
+            return await asyncio.wait_for(hook.aget_session("android", session["session_id"], VERSION), 10)
+        finally:
+            release.set()
+            await stale
+
+    assert asyncio.run(scenario()) == session
+    assert [(r.token, r.status) for r in sim.requests] == [(1, 401), (2, 200)]
+
+
 def _failing_lookups(monkeypatch, failures: int, error: Exception) -> list[str]:
     from airflow_provider_devrev.hooks import _credentials
 
