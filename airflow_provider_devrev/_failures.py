@@ -19,6 +19,8 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+from airflow_provider_devrev.connection import ConnectionSettings
+from airflow_provider_devrev.contract import ApiRequest, no_response_error
 from airflow_provider_devrev.exceptions import DevRevServerError
 from airflow_provider_devrev.network import Proxy, exception_chain
 
@@ -56,6 +58,30 @@ def network_failure(what: str, base_url: str, error: BaseException, proxy: Proxy
         f"{what} to {base_url}{_via(proxy)} failed: {reason}",
         error_type=CONNECTION_ERROR,
         detail=reason,
+    )
+
+
+#: Which of a connection's timeouts ran out, by where the request stalled (see ``TIMEOUT_WORDS``).
+_TIMEOUT_SECONDS = {
+    "connect": "connect_timeout",
+    "answer": "read_timeout",
+    "body": "read_timeout",
+    "request": "request_timeout",
+}
+
+
+def timeout_failure(request: ApiRequest, settings: ConnectionSettings, kind: str) -> DevRevServerError:
+    """
+    The transient error for ``request`` timing out where ``kind`` says (``connect``, ``answer``, ``body`` or
+    ``request``), with the timeout that ran out; a connect timeout names the proxy, if one was used.
+    """
+    proxy = settings.network.proxy
+    return no_response_error(
+        request,
+        settings.base_url,
+        timeout=getattr(settings, _TIMEOUT_SECONDS[kind]),
+        timeout_kind=kind,
+        proxy=f"{proxy.display} ({proxy.source})" if proxy is not None else None,
     )
 
 

@@ -27,11 +27,10 @@ from tenacity import AsyncRetrying
 from yarl import URL
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason
+from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason, timeout_failure
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
-    no_response_error,
     parse_response,
     unsendable_request_error,
 )
@@ -198,24 +197,11 @@ def _request_failure(
     control character, refused with a bare ValueError quoting the header) is final and unchained too.
     """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return (
-            no_response_error(
-                request,
-                settings.base_url,
-                timeout=settings.connect_timeout,
-                timeout_kind="connect",
-                proxy=_proxy(settings),
-            ),
-            error,
-        )
+        return timeout_failure(request, settings, "connect"), error
     if isinstance(error, aiohttp.ServerTimeoutError):
-        kind = "body" if reading_body else "answer"
-        return no_response_error(request, settings.base_url, timeout=settings.read_timeout, timeout_kind=kind), error
+        return timeout_failure(request, settings, "body" if reading_body else "answer"), error
     if isinstance(error, TimeoutError):
-        return (
-            no_response_error(request, settings.base_url, timeout=settings.request_timeout, timeout_kind="request"),
-            error,
-        )
+        return timeout_failure(request, settings, "request"), error
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         reason = getattr(error.certificate_error, "verify_message", None) or str(error.certificate_error)
         return tls_error(request.describe(), settings.base_url, settings.network, reason), None
@@ -287,8 +273,3 @@ def route(network: NetworkSettings) -> dict[str, Any]:
         # the same as requests trusts; a directory is looked up by hashed names (capath).
         kwargs["ssl"] = ssl.create_default_context(cafile=network.ca_file, capath=network.ca_dir)
     return kwargs
-
-
-def _proxy(settings: ConnectionSettings) -> str | None:
-    proxy = settings.network.proxy
-    return f"{proxy.display} ({proxy.source})" if proxy is not None else None

@@ -22,12 +22,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason
+from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason, timeout_failure
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
     error_from_response,
-    no_response_error,
     parse_response,
     unsendable_request_error,
 )
@@ -262,24 +261,11 @@ def _request_failure(
     if isinstance(error, requests.ConnectTimeout) or (
         isinstance(error, requests.Timeout) and not reading_body and _while_connecting(error)
     ):
-        return (
-            no_response_error(
-                request,
-                settings.base_url,
-                timeout=settings.connect_timeout,
-                timeout_kind="connect",
-                proxy=_proxy(settings),
-            ),
-            error,
-        )
+        return timeout_failure(request, settings, "connect"), error
     if isinstance(error, requests.Timeout):
-        kind = "body" if reading_body else "answer"
-        return no_response_error(request, settings.base_url, timeout=settings.read_timeout, timeout_kind=kind), error
+        return timeout_failure(request, settings, "body" if reading_body else "answer"), error
     if isinstance(error, TimeoutError):
-        return (
-            no_response_error(request, settings.base_url, timeout=settings.request_timeout, timeout_kind="request"),
-            error,
-        )
+        return timeout_failure(request, settings, "request"), error
     if isinstance(error, requests.exceptions.SSLError):
         tls = _tls_failure(request, settings, error)
         return (tls, None) if tls is not None else (_network_failure(request, settings, error), error)
@@ -400,8 +386,3 @@ def _tls_failure(request: ApiRequest, settings: ConnectionSettings, error: BaseE
             reason = link.verify_message or str(link)
             return tls_error(request.describe(), settings.base_url, settings.network, reason)
     return None
-
-
-def _proxy(settings: ConnectionSettings) -> str | None:
-    proxy = settings.network.proxy
-    return f"{proxy.display} ({proxy.source})" if proxy is not None else None
