@@ -50,6 +50,14 @@ def _enabled() -> bool:
     return any(conf.getboolean("metrics", switch, fallback=False) for switch in _BACKEND_SWITCHES)
 
 
+def clear_caches() -> None:
+    """
+    Read the ``[metrics]`` switches again at the next count, for tests that change them between them. Airflow's
+    metrics object is kept (it reads its backend at each call), and so is the count of 429 pauses (not a cache).
+    """
+    _enabled.cache_clear()
+
+
 def incr(name: str, count: int = 1) -> None:
     """Add ``count`` to the counter ``devrev.<name>`` (nothing, when Airflow sends no metrics)."""
     if count <= 0 or not _enabled():

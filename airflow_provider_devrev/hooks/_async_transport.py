@@ -72,6 +72,15 @@ class _Pool:
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
 
+def clear_caches() -> None:
+    """
+    Forget the routes built for each network setting (:func:`route`): a CA file rewritten in place at the same
+    path is read again. The per-loop pools are left alone: a pool outlives a test only while a call or trigger
+    of that test still holds it (the last to let go closes it), and closing it under them would fail them.
+    """
+    route.cache_clear()
+
+
 def shared_session() -> _SharedSession:
     """Hold this loop's shared ``aiohttp.ClientSession`` for the duration of the block (``async with``)."""
     return _SharedSession()

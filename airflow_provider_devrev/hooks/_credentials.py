@@ -56,6 +56,19 @@ _SETTINGS_BY_LOOKUP: dict[tuple[int, HookOptions], ConnectionSettings] = {}
 _SETTINGS_BY_LOOKUP_SIZE = 256
 
 
+def clear_caches() -> None:
+    """
+    Forget every connection looked up and every settings object validated from one, on every event loop.
+
+    For tests that start a new DevRev (a simulator on another port) under the same connection id while an
+    event loop lives on: the next lookup reads the connection afresh. Lookups in flight still answer the
+    callers already waiting on them. The lookup numbers go on counting: a number is never reused, or
+    :data:`_SETTINGS_BY_LOOKUP` and a re-read after a 401 could take an old lookup for a new one.
+    """
+    _CONNECTIONS.clear()
+    _SETTINGS_BY_LOOKUP.clear()
+
+
 class ConnectionReader(BaseHook):
     """
     The half of :class:`~airflow_provider_devrev.hooks.devrev.DevRevHook` that reads its connection and follows

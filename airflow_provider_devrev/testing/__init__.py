@@ -1,6 +1,6 @@
 """A local DevRev observability API simulator for tests, demos and users' own DAG tests.
 
-``from airflow_provider_devrev.testing import DevRevSimulator, DEFAULT_TOKEN``. Names are loaded on first
+``from airflow_provider_devrev.testing import DevRevSimulator, DEFAULT_TOKEN, reset_caches``. Names are loaded on first
 use: the pytest plugin lives in this package and is imported by every pytest run of every user who has
 the provider installed, so importing the package must stay cheap (no ``http.server`` until needed).
 """
@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airflow_provider_devrev.testing.caches import reset_caches
     from airflow_provider_devrev.testing.data import (
         DEFAULT_TOKEN,
         SEED_ANDROID_SESSION_ID,
@@ -30,6 +31,7 @@ __all__ = [
     "SEED_WEB_VERSION_KEY",
     "DevRevSimulator",
     "RecordedRequest",
+    "reset_caches",
 ]
 
 _WHERE = {
@@ -41,6 +43,7 @@ _WHERE = {
     "SEED_VERSION_KEY": "data",
     "SEED_WEB_SESSION_ID": "data",
     "SEED_WEB_VERSION_KEY": "data",
+    "reset_caches": "caches",
 }
 
 

@@ -41,14 +41,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def devrev_simulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevRevSimulator]:
-    """A running DevRev simulator, with ``AIRFLOW_CONN_DEVREV_DEFAULT`` set to its connection for the test."""
+    """
+    A running DevRev simulator, with ``AIRFLOW_CONN_DEVREV_DEFAULT`` set to its connection for the test.
+
+    The provider's caches are cleared before and after (:func:`~airflow_provider_devrev.testing.reset_caches`):
+    an event loop shared by several tests would otherwise reuse the connection an earlier test's simulator
+    was looked up as, for a minute, and call that simulator, long stopped.
+    """
+    from airflow_provider_devrev.testing.caches import reset_caches
     from airflow_provider_devrev.testing.simulator import DevRevSimulator
 
     marker = request.node.get_closest_marker("devrev_simulator")
     simulator = DevRevSimulator(**(marker.kwargs if marker else {}))
+    reset_caches()
     simulator.start()
     try:
         monkeypatch.setenv(CONN_ENV, simulator.connection_json())
         yield simulator
     finally:
         simulator.stop()
+        reset_caches()
