@@ -221,6 +221,10 @@ def no_response_error(
     return DevRevServerError(f"{request.describe()} to {base_url}{via} {words}", error_type="timeout", detail=words)
 
 
+#: ``error_type`` of a request the HTTP library refused to build or send (:func:`unsendable_request_error`).
+UNSENT = "invalid_request"
+
+
 def unsendable_request_error(request: ApiRequest, base_url: str, failure: BaseException) -> DevRevError:
     """
     The error for a request the HTTP library refused to build or send (an invalid header, URL or body).
@@ -231,5 +235,5 @@ def unsendable_request_error(request: ApiRequest, base_url: str, failure: BaseEx
     return DevRevError(
         f"{request.describe()} to {base_url} could not be sent: the HTTP library refused the request "
         f"({type(failure).__name__}: an invalid header, URL or body); check the connection's host and extras",
-        error_type="invalid_request",
+        error_type=UNSENT,
     )

@@ -19,9 +19,11 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+from airflow_provider_devrev import metrics
+from airflow_provider_devrev._api_answers import UNSENT
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import ApiRequest, no_response_error
-from airflow_provider_devrev.exceptions import DevRevServerError
+from airflow_provider_devrev.exceptions import DevRevError, DevRevServerError
 from airflow_provider_devrev.network import Proxy, exception_chain
 
 #: ``error_type`` of every failure to get an answer other than a timeout.
@@ -83,6 +85,17 @@ def timeout_failure(request: ApiRequest, settings: ConnectionSettings, kind: str
         timeout_kind=kind,
         proxy=f"{proxy.display} ({proxy.source})" if proxy is not None else None,
     )
+
+
+def count_unanswered(request: ApiRequest, failure: DevRevError) -> None:
+    """
+    Count an attempt that failed before DevRev's status line arrived (a refused connection, a timeout, a reset,
+    a TLS or proxy failure) as ``devrev.requests.<endpoint>.no_response``. Each attempt counts once: by its
+    status as soon as that arrives, or by this. A request the HTTP library refused to build never left, so it
+    is not counted.
+    """
+    if failure.error_type != UNSENT:
+        metrics.request_answered(request.path, None)
 
 
 def failure_reason(error: BaseException, host: str, port: int) -> str:

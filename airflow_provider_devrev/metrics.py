@@ -2,8 +2,9 @@
 The provider's metrics, through Airflow's own metrics interface (StatsD or OpenTelemetry, as the deployment
 configures ``[metrics]``), every name under ``devrev.``:
 
-- ``devrev.requests.<endpoint>.<status>``: each HTTP answer, by endpoint (``observability_sessions_list``,
-  ``observability_sessions_get``, ``dev-users_self``) and status; ``no_response`` when none came.
+- ``devrev.requests.<endpoint>.<status>``: each attempt, by endpoint (``observability_sessions_list``,
+  ``observability_sessions_get``, ``dev-users_self``) and the status it got, counted as the status line arrives;
+  ``no_response`` when none came (refused, reset, timed out, a TLS or proxy failure), in both transports.
 - ``devrev.retries``: each retry the hook makes; ``devrev.rate_limited``: each 429 waited out (the hook's
   retries and ``get_sessions``' shared pauses); ``devrev.rate_limited_wait_seconds``: the seconds waited.
 - ``devrev.sessions_exported``: sessions written or returned by ``ListSessionsOperator``.

@@ -6,6 +6,7 @@ with Airflow's own ``[metrics] statsd_*`` settings pointing at it (Airflow's Sta
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import warnings
@@ -325,3 +326,101 @@ def test_a_failing_metrics_backend_never_fails_the_watcher(devrev_simulator, ref
 
     assert [payload["session"]["session_id"] for payload in fired] == ["new-crash"]
     assert tried(refused_metrics) >= {"devrev.watcher.polls", "devrev.watcher.events", "devrev.watcher.sessions"}
+
+
+# -- requests that got no answer ---------------------------------------------------------------------------
+
+GET = "devrev.requests.observability_sessions_get"
+
+
+def unanswered_get(transport, *, retries, timeout=None):
+    """One ``get_session`` through ``transport`` (retries not waited for), which must fail; its error."""
+    from airflow_provider_devrev.exceptions import DevRevError
+
+    async def no_wait(seconds):
+        return None
+
+    hook = DevRevHook(max_retries=retries, timeout=timeout, sleep=lambda seconds: None, async_sleep=no_wait)
+
+    def get():
+        if transport == "sync":
+            return hook.get_session("android", "s-1", VERSION)
+        if transport == "sync streaming":
+            return hook.stream_session_recording("s-1", VERSION, lambda chunk: None, recording_id="r-1")
+        return asyncio.run(hook.aget_session("android", "s-1", VERSION))
+
+    with pytest.raises(DevRevError) as raised:
+        get()
+    return raised.value
+
+
+def point_the_connection_at(monkeypatch, url):
+    from airflow_provider_devrev.testing import DEFAULT_TOKEN
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DEVREV_DEFAULT", json.dumps({"conn_type": "devrev", "host": url, "password": DEFAULT_TOKEN})
+    )
+
+
+def request_counts(totals):
+    """The ``devrev.requests.*`` counters received, without Airflow's prefix."""
+    return {
+        name.removeprefix("airflow."): n for name, n in totals.items() if name.startswith("airflow.devrev.requests.")
+    }
+
+
+@pytest.mark.parametrize("transport", ["sync", "async", "sync streaming"])
+def test_a_refused_connection_counts_no_response_once_per_attempt(transport, statsd, monkeypatch):
+    # Bound and never listening: every connection is refused, and no other process can take the port meanwhile.
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    try:
+        point_the_connection_at(monkeypatch, f"http://127.0.0.1:{closed.getsockname()[1]}")
+        error = unanswered_get(transport, retries=2)
+    finally:
+        closed.close()
+
+    assert "connection refused" in str(error)
+    endpoint = "devrev.requests.observability_sessions_data_get" if transport == "sync streaming" else GET
+    totals = statsd({f"{endpoint}.no_response": 3, "devrev.retries": 2})
+    assert request_counts(totals) == {f"{endpoint}.no_response": 3}
+    assert totals.get("airflow.devrev.retries") == 2
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_server_that_never_answers_counts_no_response_once_per_attempt(transport, statsd, monkeypatch):
+    from tests.network.stall_servers import StallServer
+
+    with StallServer("silent") as server:
+        point_the_connection_at(monkeypatch, server.url)
+        error = unanswered_get(transport, retries=1, timeout=0.3)
+
+    assert getattr(error, "error_type", None) == "timeout"
+    totals = statsd({f"{GET}.no_response": 2, "devrev.retries": 1})
+    assert request_counts(totals) == {f"{GET}.no_response": 2}
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_an_answer_whose_body_stalls_counts_its_status_not_no_response(transport, statsd, monkeypatch):
+    """Each attempt counts once: by its status as soon as that arrives, even if the body never ends."""
+    from tests.network.stall_servers import StallServer
+
+    with StallServer("cut") as server:
+        point_the_connection_at(monkeypatch, server.url)
+        error = unanswered_get(transport, retries=1, timeout=0.3)
+
+    assert getattr(error, "error_type", None) == "timeout"
+    totals = statsd({f"{GET}.200": 2, "devrev.retries": 1})
+    assert request_counts(totals) == {f"{GET}.200": 2}
+
+
+def test_a_request_the_library_refuses_to_send_is_not_counted(statsd, monkeypatch):
+    """Nothing left the process: neither an answer nor a request without one."""
+    from airflow_provider_devrev import _failures
+    from airflow_provider_devrev.contract import get_session_request, unsendable_request_error
+
+    request = get_session_request("android", "s-1", VERSION)
+    _failures.count_unanswered(request, unsendable_request_error(request, "http://127.0.0.1:1", ValueError("bad")))
+    _failures.count_unanswered(request, _failures.network_failure("GET /x", "http://127.0.0.1:1", OSError()))
+    totals = statsd({f"{GET}.no_response": 1})
+    assert request_counts(totals) == {f"{GET}.no_response": 1}

@@ -27,7 +27,12 @@ from tenacity import AsyncRetrying
 from yarl import URL
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason, timeout_failure
+from airflow_provider_devrev._failures import (
+    count_unanswered,
+    network_failure,
+    proxy_unreachable_reason,
+    timeout_failure,
+)
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
@@ -157,17 +162,20 @@ async def _send_once(
             json=request.body,
             **_request_options(settings),
         ) as response:
+            status, headers = response.status, response.headers
+            # Counted as the status arrives, as the sync transport does: a body cut short still had this answer.
+            metrics.request_answered(request.path, status)
             reading_body = True
             content = await response.read()
-            status, headers = response.status, response.headers
     except Exception as err:
         reported = _request_failure(request, settings, err, reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
         del reported  # else this frame would hold the error too (see the finally below)
+        if not reading_body:
+            count_unanswered(request, failure)
     else:
-        metrics.request_answered(request.path, status)
         try:
             return parse_response(request, status, headers, content)
         except DevRevError as err:

@@ -22,7 +22,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._failures import network_failure, proxy_unreachable_reason, timeout_failure
+from airflow_provider_devrev._failures import (
+    count_unanswered,
+    network_failure,
+    proxy_unreachable_reason,
+    timeout_failure,
+)
 from airflow_provider_devrev.connection import ConnectionSettings
 from airflow_provider_devrev.contract import (
     ApiRequest,
@@ -159,17 +164,20 @@ def _send_once(http: requests.Session, request: ApiRequest, settings: Connection
     deadline = time.monotonic() + settings.request_timeout
     try:
         with _request(http, request, settings) as response:
+            status, headers = response.status_code, response.headers
+            # Counted as the status arrives, as a streamed body's is: a body cut short still had this answer.
+            metrics.request_answered(request.path, status)
             reading_body = True
             content = b"".join(_body(response, deadline))
-            status, headers = response.status_code, response.headers
     except Exception as err:
         reported = _request_failure(request, settings, err, reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
         del reported  # else this frame would hold the error too (see the finally below)
+        if not reading_body:
+            count_unanswered(request, failure)
     else:
-        metrics.request_answered(request.path, status)
         try:
             return parse_response(request, status, headers, content)
         except DevRevError as err:
@@ -199,6 +207,7 @@ def _stream_once(
         if reported is None:
             raise
         failure, cause = reported
+        count_unanswered(request, failure)
     if failure is not None:
         # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
         raise failure from cause
