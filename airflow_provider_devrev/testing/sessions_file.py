@@ -8,7 +8,9 @@ One JSON object per line::
 
 ``visible_after_requests`` N: the first N-1 ``sessions.get`` lookups of that session answer 404, the N-th
 finds it (a session that is uploaded while a sensor waits). ``visible_at``: an ISO-8601 time (no zone means
-UTC) from which it is served. Blank lines and lines starting with ``#`` are skipped.
+UTC) from which it is served. Blank lines and lines starting with ``#`` are skipped. Each ``session`` must be
+valid under the contract's session schema (:mod:`~airflow_provider_devrev.testing.session_schema`): every
+required field there, of its type, enums within their values.
 
 Pure: reading and checking the file sends nothing and starts nothing, so a bad file fails before the
 simulator listens, with :class:`SessionsFileError` naming the line and what is wrong with it.
@@ -21,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_devrev.testing.session_schema import check_session
 from airflow_provider_devrev.testing.store import session_platform
 
 if TYPE_CHECKING:
@@ -113,6 +116,8 @@ def _parse_line(text: str) -> SessionLine:
         session_platform(session)
     except ValueError as exc:
         raise ValueError(f"'session': {exc}") from None
+    # Every field the contract requires, of its type: a DAG reading a served session relies on them.
+    check_session(session)
     after = value.get("visible_after_requests")
     at_text = value.get("visible_at")
     if after is not None and at_text is not None:
