@@ -10,8 +10,8 @@ fixture of your own that points ``devrev_default`` somewhere else.
 
 Kept on purpose: the secrets registered for hiding (:mod:`airflow_provider_devrev._secrets`: forgetting one would
 let a token an earlier test read show in a later test's error text), the numbering of connection lookups (never
-reused), and caches of pure functions (an answer's metric name, a parsed error body), whose results cannot go
-stale.
+reused), and caches whose results cannot go stale (an answer's metric name, a parsed error body, the contract's
+session schema).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ PURE_CACHES = {
     "airflow_provider_devrev._api_answers._cached_error_body",
     # The async transport's send function, imported once.
     "airflow_provider_devrev.hooks.devrev._async_send",
+    # The contract's session schema, parsed from the installed openapi.yaml.
+    "airflow_provider_devrev.testing.session_schema._validators",
 }
 
 INNER_TESTS = """
