@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, example, given
+from hypothesis import strategies as st
 
 from tests.e2e.airflow_helpers import load_dag, task_states, xcom
+from tests.properties import sized
 
 pytestmark = pytest.mark.e2e
 
@@ -128,14 +131,20 @@ def configure(monkeypatch, *, sensor: dict[str, Any], hook: dict[str, Any] | Non
 
 @pytest.fixture
 def sim(devrev_simulator, airflow_db):
-    session = devrev_simulator.make_session("mobile", platform="android", session_id=SESSION_ID)
-    devrev_simulator.add_session(session, version_key=VERSION_KEY)
     return devrev_simulator
+
+
+@pytest.fixture
+def session(sim) -> dict[str, Any]:
+    """The session every run waits for: uploaded, so the normal answer is a 200 with it."""
+    return sim.add_session(
+        sim.make_session("mobile", platform="android", session_id=SESSION_ID), version_key=VERSION_KEY
+    )
 
 
 @pytest.mark.parametrize("tail", ["404", "stall"], ids=["not_uploaded", "never_reached"])
 @pytest.mark.parametrize("mode", SENSOR_MODES)
-def test_never_fail_lets_the_deadline_fail_the_task_as_poke_mode_does(sim, mode, tail, monkeypatch, raised):
+def test_never_fail_lets_the_deadline_fail_the_task_as_poke_mode_does(sim, session, mode, tail, monkeypatch, raised):
     # never_fail skips a failed check, not the deadline: Airflow's poke mode raises AirflowSensorTimeout at the
     # timeout whatever never_fail says. "never_reached": the sensor's own timeout, naming the network.
     configure(monkeypatch, sensor={"poke_interval": 0.2, "timeout": 1, "never_fail": True})
@@ -144,3 +153,92 @@ def test_never_fail_lets_the_deadline_fail_the_task_as_poke_mode_does(sim, mode,
 
     assert (outcome.state, outcome.detail) == ("failed", "AirflowSensorTimeout")
     assert outcome.requests >= 2
+
+
+# -- the property ------------------------------------------------------------------------------------------
+
+#: Answers after which the sensor keeps waiting, and answers that end the wait at once.
+NON_FINAL = ("404", "429", "429 Retry-After", "500", "502", "503", "stall")
+FINAL = ("401", "403", "400")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """
+    A script of answers and sensor settings. ``ending``: ``found`` (the script ends with a 200), ``final`` (with a
+    400, 401 or 403) or ``deadline`` (``tail`` answers every request after the script, until the timeout).
+    """
+
+    ending: str
+    script: tuple[str, ...]
+    tail: str | None
+    sensor: dict[str, Any]
+    max_retries: int
+
+    def expected(self) -> tuple[str, Any]:
+        """Poke mode's outcome (Airflow's semantics): state, and the exception class that failed the task."""
+        skip_failure = self.sensor.get("soft_fail") or self.sensor.get("never_fail")
+        if self.ending == "final":
+            return ("skipped", "AirflowSkipException") if skip_failure else ("failed", "AirflowFailException")
+        if self.ending == "deadline":
+            # never_fail skips a failed check, never the deadline: only soft_fail skips a timeout.
+            if self.sensor.get("soft_fail"):
+                return ("skipped", "AirflowSkipException")
+            return ("failed", "AirflowSensorTimeout")
+        return ("success", None)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    ending = draw(st.sampled_from(["found", "final", "deadline"]))
+    prefix = tuple(draw(st.lists(st.sampled_from(NON_FINAL), max_size=2)))
+    sensor: dict[str, Any] = {"exponential_backoff": draw(st.booleans())}
+    sensor.update(draw(st.sampled_from([{}, {"soft_fail": True}, {"never_fail": True}])))
+    if ending == "deadline":
+        # dag.test() looks for a rescheduled task once a second: with a shorter poke_interval reschedule mode would
+        # check fewer times before the deadline than poke mode, for dag.test's sake, not the sensor's.
+        sensor.update(poke_interval=draw(st.sampled_from([1, 2])), timeout=draw(st.sampled_from([1, 2])))
+        return Scenario(ending, prefix, draw(st.sampled_from(NON_FINAL)), sensor, draw(st.sampled_from([0, 1])))
+    # A deadline far beyond the script: the last answer, not the clock, ends these runs.
+    sensor.update(poke_interval=draw(st.sampled_from([0.2, 0.5])), timeout=60)
+    last = "200" if ending == "found" else draw(st.sampled_from(FINAL))
+    return Scenario(ending, (*prefix, last), None, sensor, draw(st.sampled_from([0, 1])))
+
+
+NEVER_FAIL_AT_THE_DEADLINE = Scenario(
+    "deadline", (), "404", {"exponential_backoff": False, "never_fail": True, "poke_interval": 1, "timeout": 1}, 0
+)
+#: Every check stalls past the read timeout: the sensor's own timeout, saying DevRev was never reached.
+NEVER_FAIL_NEVER_REACHED = Scenario(
+    "deadline", (), "stall", {"exponential_backoff": False, "never_fail": True, "poke_interval": 1, "timeout": 1}, 0
+)
+
+
+@pytest.mark.property
+# Each example is three real Airflow runs (3-8 s in all on an idle 2-core machine): few examples, and no shrinking,
+# which would replay dozens of them; a failure still names its example, the same on every run (derandomized).
+@sized(
+    5,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(NEVER_FAIL_AT_THE_DEADLINE)
+@example(NEVER_FAIL_NEVER_REACHED)
+@given(scenario=scenarios())
+def test_every_mode_reaches_poke_modes_outcome_with_as_many_requests(sim, session, monkeypatch, raised, scenario):
+    configure(monkeypatch, sensor=scenario.sensor, hook={"max_retries": scenario.max_retries})
+    outcomes = {mode: run_mode(sim, mode, list(scenario.script), scenario.tail, raised) for mode in modes()}
+
+    state, detail = scenario.expected()
+    for mode, outcome in outcomes.items():
+        if state == "success":
+            assert (outcome.state, outcome.detail) == (state, session), mode
+        else:
+            assert (outcome.state, outcome.detail) == (state, detail), (mode, outcomes)
+    counts = [outcome.requests for outcome in outcomes.values()]
+    if scenario.ending == "deadline":
+        # The clock ends these, so a mode may make one check more than another; the deadline may cut the script.
+        assert max(counts) - min(counts) <= 1, outcomes
+    else:
+        # Each request takes one answer of the script, the hook's retries included; nothing is sent after the last.
+        assert counts == [len(scenario.script)] * len(counts), outcomes
