@@ -49,12 +49,15 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
       checks (or all, if fewer) got no answer from DevRev, its timeout says so, with the last error,
       instead of blaming the session.
     - 400, 401, 403, 413 or an unexpected body: fail at once (``AirflowFailException``, so no task retry):
-      waiting cannot fix them. With ``soft_fail`` the task is skipped instead, as for any sensor failure.
+      waiting cannot fix them. With ``soft_fail`` or ``never_fail`` the task is skipped instead, as for any
+      sensor failure.
+    - The ``timeout``: ``AirflowSensorTimeout``; ``soft_fail`` skips it, ``never_fail`` does not (Airflow's
+      poke mode ignores ``never_fail`` at the deadline, and so does every mode here).
 
     In ``deferrable`` mode the sensor checks once on the worker, then hands the wait to
     :class:`~airflow_provider_devrev.triggers.devrev.DevRevSessionTrigger`, which applies the same rules
-    and the same deadline (``timeout`` counted from the sensor's start), so ``soft_fail`` and timeouts
-    behave exactly as in poke mode.
+    and the same deadline (``timeout`` counted from the sensor's start), so ``soft_fail``, ``never_fail``
+    and timeouts behave exactly as in poke mode.
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param session_id: The session to wait for. Templated.
