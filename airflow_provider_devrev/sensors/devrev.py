@@ -211,8 +211,9 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         """
         Let the sensor's deadline fail the task under ``never_fail``, as Airflow's poke loop does on every
         version (only ``soft_fail`` skips a timeout there). Airflow skips it elsewhere: its poke loop skips an
-        ``AirflowSensorTimeout`` raised by ``poke`` (ours, saying DevRev was never reached), and from 3.1
-        ``resume_execution`` skips any failure of a resumed sensor, the trigger's deadline included.
+        ``AirflowSensorTimeout`` raised by ``poke`` (ours, saying DevRev was never reached), and 3.3's
+        ``resume_execution`` (not 2.11's or 3.0's) skips any failure of a resumed sensor, the trigger's
+        deadline included.
         """
         try:
             yield

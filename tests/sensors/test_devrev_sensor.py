@@ -134,8 +134,8 @@ def test_execute_complete_turns_the_deadline_into_a_sensor_timeout():
     ids=["never_fail-deadline", "soft_fail-deadline", "never_fail-401", "plain-401"],
 )
 def test_a_resumed_sensor_ends_as_poke_mode_does(options, error_type, status_code, raised):
-    # Through Airflow's own resume_execution, which from 3.1 skips any failure under never_fail: poke mode skips a
-    # failed check under never_fail, but its deadline fails the task (only soft_fail skips a timeout).
+    # Through Airflow's own resume_execution, which on 3.3 (not 2.11 or 3.0) skips any failure under never_fail:
+    # poke mode skips a failed check under never_fail, but its deadline fails the task (only soft_fail skips it).
     event = {"status": "error", "error_type": error_type, "status_code": status_code, "message": "no"}
     with pytest.raises(raised):
         sensor(**options).resume_execution("execute_complete", {"event": event}, {})
