@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,12 +49,15 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
       checks (or all, if fewer) got no answer from DevRev, its timeout says so, with the last error,
       instead of blaming the session.
     - 400, 401, 403, 413 or an unexpected body: fail at once (``AirflowFailException``, so no task retry):
-      waiting cannot fix them. With ``soft_fail`` the task is skipped instead, as for any sensor failure.
+      waiting cannot fix them. With ``soft_fail`` or ``never_fail`` the task is skipped instead, as for any
+      sensor failure.
+    - The ``timeout``: ``AirflowSensorTimeout``; ``soft_fail`` skips it, ``never_fail`` does not (Airflow's
+      poke mode ignores ``never_fail`` at the deadline, and so does every mode here).
 
     In ``deferrable`` mode the sensor checks once on the worker, then hands the wait to
     :class:`~airflow_provider_devrev.triggers.devrev.DevRevSessionTrigger`, which applies the same rules
-    and the same deadline (``timeout`` counted from the sensor's start), so ``soft_fail`` and timeouts
-    behave exactly as in poke mode.
+    and the same deadline (``timeout`` counted from the sensor's start), so ``soft_fail``, ``never_fail``
+    and timeouts behave exactly as in poke mode.
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param session_id: The session to wait for. Templated.
@@ -142,7 +146,8 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             started = reschedule_started_at(self, context) or started
         self._deadline = started + self.timeout
         if not self.deferrable:
-            return super().execute(context)
+            with self._deadline_not_skipped():
+                return super().execute(context)
         first = self._first_check(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
@@ -163,7 +168,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         except (AirflowSensorTimeout, AirflowFailException) as err:
             if self.soft_fail:
                 raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
-            if never_fail:
+            if never_fail and not isinstance(err, AirflowSensorTimeout):  # the deadline: see _deadline_not_skipped
                 raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             raise
         except AirflowSkipException:
@@ -197,6 +202,28 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         timeout = timedelta(seconds=max(0.0, end_time - time.time()) + 2 * self.poke_interval + 60)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        with self._deadline_not_skipped():
+            return super().resume_execution(next_method, next_kwargs, context)
+
+    @contextmanager
+    def _deadline_not_skipped(self) -> Iterator[None]:
+        """
+        Let the sensor's deadline fail the task under ``never_fail``, as Airflow's poke loop does on every
+        version (only ``soft_fail`` skips a timeout there). Airflow skips it elsewhere: its poke loop skips an
+        ``AirflowSensorTimeout`` raised by ``poke`` (ours, saying DevRev was never reached), and 3.3's
+        ``resume_execution`` (not 2.11's or 3.0's) skips any failure of a resumed sensor, the trigger's
+        deadline included.
+        """
+        try:
+            yield
+        except AirflowSkipException as skip:
+            timeout = skip.__cause__
+            if isinstance(timeout, AirflowSensorTimeout) and not self.soft_fail:
+                # A new exception: re-raising ``timeout`` itself would chain it to the skip that chains it.
+                raise AirflowSensorTimeout(*timeout.args) from timeout.__cause__
+            raise
+
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the session, or fail as poke mode would."""
         from airflow_provider_devrev.triggers.devrev import SENSOR_TIMEOUT, session_from_event
@@ -204,11 +231,11 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         try:
             session = session_from_event(event)
         except DevRevError as err:
-            if getattr(self, "never_fail", False):
-                # Airflow 3.0's resume_execution applies soft_fail but not never_fail; poke mode skips.
-                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             if err.error_type == SENSOR_TIMEOUT:
                 raise AirflowSensorTimeout(str(err)) from err
+            if getattr(self, "never_fail", False):
+                # Airflow 2.11's and 3.0's resume_execution apply soft_fail but not never_fail; poke mode skips.
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             # resume_execution applies soft_fail to any failure here, as execute() does in poke mode.
             raise self._cannot_succeed(err) from err
         self.log.info("Found %s", summarize_session(session))

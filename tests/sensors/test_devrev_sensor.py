@@ -8,6 +8,7 @@ import pytest
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
+    AirflowSkipException,
     PokeReturnValue,
     TaskDeferred,
 )
@@ -120,6 +121,24 @@ def test_execute_complete_turns_the_deadline_into_a_sensor_timeout():
     event = {"status": "error", "error_type": "sensor_timeout", "status_code": None, "message": "too late"}
     with pytest.raises(AirflowSensorTimeout, match="too late"):
         sensor().execute_complete({}, event)
+
+
+@pytest.mark.parametrize(
+    ("options", "error_type", "status_code", "raised"),
+    [
+        ({"never_fail": True}, "sensor_timeout", None, AirflowSensorTimeout),
+        ({"soft_fail": True}, "sensor_timeout", None, AirflowSkipException),
+        ({"never_fail": True}, "token_revoked", 401, AirflowSkipException),
+        ({}, "token_revoked", 401, AirflowFailException),
+    ],
+    ids=["never_fail-deadline", "soft_fail-deadline", "never_fail-401", "plain-401"],
+)
+def test_a_resumed_sensor_ends_as_poke_mode_does(options, error_type, status_code, raised):
+    # Through Airflow's own resume_execution, which on 3.3 (not 2.11 or 3.0) skips any failure under never_fail:
+    # poke mode skips a failed check under never_fail, but its deadline fails the task (only soft_fail skips it).
+    event = {"status": "error", "error_type": error_type, "status_code": status_code, "message": "no"}
+    with pytest.raises(raised):
+        sensor(**options).resume_execution("execute_complete", {"event": event}, {})
 
 
 @pytest.mark.parametrize("event", [None, {}, {"status": "weird"}, {"status": "success", "session": None}])

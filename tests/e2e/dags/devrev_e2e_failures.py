@@ -11,8 +11,8 @@ from airflow_provider_devrev.sensors.devrev import DevRevSessionSensor
 
 POKE = float(os.environ.get("DEVREV_E2E_POKE_INTERVAL", "0.2"))
 
-#: How each failure case ends the task: a timeout fails it; soft_fail and never_fail (Airflow 2.10+ and 3) must
-#: skip it, in every mode alike.
+#: How each failure case ends the task, in every mode alike: a timeout fails it, and soft_fail skips it; never_fail
+#: (Airflow 2.10+ and 3) skips a failed check but, as in Airflow's poke mode, not the timeout.
 CASES: dict[str, dict[str, bool]] = {
     "timeout": {},
     "soft_fail": {"soft_fail": True},
