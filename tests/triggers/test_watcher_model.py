@@ -359,3 +359,19 @@ def test_a_position_waiting_to_be_saved_never_takes_in_sessions_queued_after_it(
         step()
         checked(machine)
     machine.teardown()  # restart from the saved position and run until quiet: all 15 fired
+
+
+def test_bursts_of_12_then_15_all_fire_across_a_restart_after_the_first_save(model):
+    # The report, with the defaults (a poll a minute, events 5 s apart).
+    machine = model()
+    machine.start(existing=0, event_spacing=5.0, batch=False)
+    machine.upload([("on time", 0)] * 12)
+    machine.poll()  # queues the 12
+    machine.upload([("on time", 0)] * 15)
+    machine.poll()  # queues the 15 as the 12th leaves
+    machine.poll()  # saves the position of the 12, with 3 of the 15 still queued
+    checked(machine)
+    assert machine.watch is not None
+    assert len(machine.watch.store.sets) == 2  # the baseline's, then this one
+    machine.crash()
+    machine.teardown()  # the restart, then until quiet: every one of the 27 fired
