@@ -96,13 +96,16 @@ class WatchPosition:
             neighbours can no longer be told apart, so the watch no longer looks that far back.
         """
         ceiling = None if now is None else seconds_to_micros(now + MAX_CLOCK_SKEW)
+        # A new dict, never the old one changed in place: a value of :meth:`to_json` taken earlier, and still
+        # waiting to be saved, must not come to count this poll's sessions (issue 27).
+        recent = dict(self.recent)
         for session_id, created in sessions:
-            self.recent[session_id] = created
+            recent[session_id] = created
             mark = created if ceiling is None else min(created, ceiling)
             self.high_water = mark if self.high_water is None else max(self.high_water, mark)
         if self.high_water is not None:
             self.floor = max(self.floor, self.high_water - seconds_to_micros(overlap))
-        self.recent = {key: created for key, created in self.recent.items() if created >= self.floor}
+        self.recent = {key: created for key, created in recent.items() if created >= self.floor}
         # Future-dated ids (above the high-water mark) are kept outside the bound: counting them would lift
         # the floor over every honest session.
         honest = sorted(
@@ -121,8 +124,14 @@ class WatchPosition:
         return before - len(self.recent)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON value saved in the asset's state store (a few KB at most)."""
-        return {"version": STATE_VERSION, "floor": self.floor, "high_water": self.high_water, "recent": self.recent}
+        """The JSON value saved in the asset's state store (a few KB at most): a snapshot, which the position's
+        later changes leave as it is (it may wait a while before it is saved)."""
+        return {
+            "version": STATE_VERSION,
+            "floor": self.floor,
+            "high_water": self.high_water,
+            "recent": dict(self.recent),
+        }
 
     @classmethod
     def from_json(cls, value: Any, *, now: float, lookback: float) -> WatchPosition | None:

@@ -106,6 +106,21 @@ def test_the_saved_value_round_trips_and_stays_small_whatever_the_traffic():
     assert position.to_json()["version"] == STATE_VERSION
 
 
+def test_a_saved_value_is_a_snapshot_that_later_polls_leave_as_it_was():
+    # The trigger keeps a poll's value until that poll's events have left; the next poll's sessions, still
+    # queued, must not creep into it (issue 27: a restart from it lost them).
+    position = WatchPosition(floor=us(HOUR))
+    position.record([("first", us(60))], overlap=DAY, now=NOW)
+    snapshot = position.to_json()
+    kept = json.loads(json.dumps(snapshot))
+    position.record([("second", us(30))], overlap=DAY, now=NOW)
+    position.record([], overlap=10.0, now=NOW)  # the floor passes "first": dropped from the position only
+    assert snapshot == kept
+    snapshot["recent"]["edited"] = us(10)
+    assert "edited" not in position.recent
+    assert set(position.to_json()["recent"]) == {"second"}
+
+
 def test_a_version_1_value_becomes_a_position_over_the_lookback_it_was_saved_with():
     saved = {"version": 1, "expiries": {"a": NOW + 100, "b": NOW + DAY}, "lookback": HOUR}
     position = WatchPosition.from_json(saved, now=NOW, lookback=DAY)

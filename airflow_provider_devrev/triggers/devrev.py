@@ -9,10 +9,10 @@ wait, for the deferrable sensor) and :mod:`~airflow_provider_devrev.triggers.new
 
 from __future__ import annotations
 
+from airflow_provider_devrev.triggers._handover import SAVE_DELAY
 from airflow_provider_devrev.triggers.new_sessions import (
     DEFAULT_EVENT_SPACING,
     MAX_ERROR_WAIT,
-    SAVE_DELAY,
     DevRevNewSessionsTrigger,
 )
 from airflow_provider_devrev.triggers.session import (

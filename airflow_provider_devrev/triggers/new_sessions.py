@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,17 +28,12 @@ from airflow_provider_devrev.policy import (
     sensor_outcome,
 )
 from airflow_provider_devrev.triggers import classpath
+from airflow_provider_devrev.triggers._handover import Handover
 from airflow_provider_devrev.triggers.session import MIN_POLL_WAIT
 from airflow_provider_devrev.watch_position import MAX_RECENT_IDS, WatchPosition, to_micros
 
 #: Longest wait between two polls of a :class:`DevRevNewSessionsTrigger` that keeps failing.
 MAX_ERROR_WAIT = 600.0
-#: Seconds a :class:`DevRevNewSessionsTrigger` lets pass after its events before it saves a position that
-#: counts them as reported: the triggerer hands events to Airflow's database within a second or two, and a
-#: restart from a position saved before that would lose them instead of repeating them. Airflow commits an
-#: event and the saved position separately (docs/distributed.md, "Exactly once"), so the watch is at least
-#: once, and a DAG it schedules should key its effect by session id.
-SAVE_DELAY = 10.0
 #: Default seconds between two events (see ``event_spacing``).
 DEFAULT_EVENT_SPACING = 5.0
 
@@ -197,8 +191,7 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
         baseline = position is None
         if position is None:
             position = WatchPosition.start(clock(), self.lookback)
-        queue: deque[dict[str, Any]] = deque()
-        saves = _PendingSaves()
+        handover = Handover(batch=self.batch)
         next_poll = next_event = clock()
         failures = 0
         async with shared_session():
@@ -215,7 +208,7 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                         metrics.incr("watcher.polls")
                         failures = 0
                         next_poll = now + self.poll_interval
-                        ready = saves.ready(now)
+                        ready = handover.ready(now)
                         if ready is not None:
                             await self._save(store, ready)
                         self._record(position, fresh, now)
@@ -231,42 +224,39 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
                             await self._save(store, position.to_json())
                             baseline = False
                         elif fresh:
-                            queue.extend(fresh)
+                            handover.queue(fresh, position)
                             # One line per poll: a burst of a thousand must not be a thousand INFO lines.
                             self.log.info(
                                 "%d new DevRev sessions (%s%s); %d waiting to be handed to Airflow",
                                 len(fresh),
                                 ", ".join(str(session.get("session_id")) for session in fresh[:3]),
                                 ", ..." if len(fresh) > 3 else "",
-                                len(queue),
+                                len(handover),
                             )
-                            saves.add(position.to_json(), after_events=len(queue))
-                while queue and clock() >= next_event:
-                    for event in self._take_events(queue):
-                        metrics.incr("watcher.events")
-                        metrics.incr("watcher.sessions", len(event.payload.get("sessions", [None])))
-                        yield event
-                    saves.handed_over(len(queue), clock())
+                while handover and clock() >= next_event:
+                    sessions = handover.take()
+                    metrics.incr("watcher.events")
+                    metrics.incr("watcher.sessions", len(sessions))
+                    yield self._event(sessions)
+                    handover.handed_over(clock())
                     next_event = clock() + self.event_spacing
                     if self.event_spacing:
                         break
-                wake = min(next_poll, next_event) if queue else next_poll
+                wake = min(next_poll, next_event) if handover else next_poll
                 wait = wake - clock()
                 if wait > 0:
                     await sleep(wait)
 
-    def _take_events(self, queue: deque[dict[str, Any]]) -> list[TriggerEvent]:
-        """The next event: one session, or with ``batch`` every queued one."""
+    def _event(self, sessions: list[dict[str, Any]]) -> TriggerEvent:
+        """The event of the sessions :meth:`Handover.take` gave: one session's, or with ``batch`` all of them."""
         if self.batch:
-            sessions = list(queue)
-            queue.clear()
             self.log.info("%d new DevRev sessions, in one event", len(sessions))
-            return [
-                TriggerEvent({"session_ids": [session.get("session_id") for session in sessions], "sessions": sessions})
-            ]
-        session = queue.popleft()
+            return TriggerEvent(
+                {"session_ids": [session.get("session_id") for session in sessions], "sessions": sessions}
+            )
+        [session] = sessions
         self.log.debug("New %s", summarize_session(session))
-        return [TriggerEvent({"session_id": session.get("session_id"), "session": session})]
+        return TriggerEvent({"session_id": session.get("session_id"), "session": session})
 
     def _record(self, position: WatchPosition, fresh: list[dict[str, Any]], now: float) -> None:
         dropped = position.record(
@@ -349,41 +339,6 @@ class DevRevNewSessionsTrigger(BaseEventTrigger):
             await store.aset(self.state_key, state)
         except Exception as err:
             self.log.warning("Could not save this watch's position (%s); a restart would start afresh", err)
-
-
-class _PendingSaves:
-    """
-    Positions that count queued sessions as reported, each saved once every one of those has been handed to
-    Airflow and :data:`SAVE_DELAY` has passed: a restart can repeat an event, but not lose one.
-    """
-
-    def __init__(self) -> None:
-        self._handed_over = 0  # events handed to Airflow so far (counted in sessions)
-        self._queued = 0  # sessions ever queued
-        self._waiting: deque[tuple[int, float | None, dict[str, Any]]] = deque()
-
-    def add(self, state: dict[str, Any], *, after_events: int) -> None:
-        """``state`` counts every session queued so far, ``after_events`` of which are still queued."""
-        self._queued = self._handed_over + after_events
-        self._waiting.append((self._queued, None, state))
-
-    def handed_over(self, still_queued: int, now: float) -> None:
-        self._handed_over = self._queued - still_queued
-        self._waiting = deque(
-            (needs, fired_at if fired_at is not None or needs > self._handed_over else now, state)
-            for needs, fired_at, state in self._waiting
-        )
-
-    def ready(self, now: float) -> dict[str, Any] | None:
-        """The newest position whose events left at least SAVE_DELAY ago (dropping it and older ones)."""
-        newest = None
-        while self._waiting:
-            _, fired_at, state = self._waiting[0]
-            if fired_at is None or now - fired_at < SAVE_DELAY:
-                break
-            newest = state
-            self._waiting.popleft()
-        return newest
 
 
 def _created_micros(session: Mapping[str, Any], now: float) -> int:
