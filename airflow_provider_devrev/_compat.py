@@ -18,6 +18,8 @@ Differences handled here:
   the token forms the provider masks itself.
 - When a rescheduled sensor started waiting (:func:`reschedule_started_at`): a Task SDK method on 3.x, a
   private query of ``airflow.sensors.base`` on 2.11.
+- Which operators the scheduler holds until their reschedule date (:class:`ReschedulesLikeASensor`): sensors
+  only, before 3.3; how a non-sensor gets the same treatment differs between 2.11 and 3.0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow import __version__ as _airflow_version
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -121,6 +124,43 @@ def reschedule_started_at(sensor: Any, context: Any) -> float | None:
     return first.timestamp() if first is not None else None
 
 
+_AIRFLOW_2 = int(_airflow_version.split(".")[0]) < 3
+
+
+class ReschedulesLikeASensor:
+    """
+    Mixin for an operator that raises ``AirflowRescheduleException`` without being a sensor: the scheduler then
+    holds it until the reschedule date, as it holds a sensor in reschedule mode, instead of running it again at
+    once (over and over until the date has passed). The operator tells with a ``reschedule`` property whether
+    it may reschedule.
+
+    Airflow checks a reschedule date with ``ReadyToRescheduleDep``, and before 3.3 only for sensors (3.3 checks
+    it for every task instance up for reschedule). What "sensor" means there is private and differs:
+
+    - 2.11: the dep is in the operator's class-level ``deps``, which the scheduler's copy of the DAG keeps
+      (``SerializedBaseOperator`` serializes ``deps`` when they are not ``BaseOperator``'s, by class path, and
+      accepts any class under ``airflow.ti_deps.deps``); ``dags test`` checks the DAG file's own operator.
+    - 3.0 to 3.2: the serialized ``_is_sensor`` flag, from which the scheduler's deserializer adds the dep.
+
+    In both the dep passes at once unless the task's ``reschedule`` is true, so ``reschedule`` is serialized
+    too, as ``BaseSensorOperator`` does. A mapped task's flag comes from its class being a
+    ``BaseSensorOperator`` on 3.0 to 3.2, not from here: see ``docs/exporting.md``.
+    """
+
+    _is_sensor = True
+
+    if _AIRFLOW_2:
+        from airflow.ti_deps.deps.ready_to_reschedule import ReadyToRescheduleDep
+
+        deps = BaseOperator.deps | {ReadyToRescheduleDep()}  # type: ignore[attr-defined]  # 2.11 only
+        del ReadyToRescheduleDep
+
+    @classmethod
+    def get_serialized_fields(cls) -> frozenset[str]:
+        fields: frozenset[str] = super().get_serialized_fields()  # type: ignore[misc]
+        return fields | ({"reschedule"} if _AIRFLOW_2 else {"reschedule", "_is_sensor"})
+
+
 def stats() -> Any:
     """Airflow's metrics object: ``airflow.sdk.observability.stats`` on 3.3 (a module of functions),
     ``airflow.stats.Stats`` on 2.11 and 3.0; both have ``incr(name, count)``. Imported on first use."""
@@ -145,6 +185,7 @@ __all__ = [
     "BaseSensorOperator",
     "Context",
     "PokeReturnValue",
+    "ReschedulesLikeASensor",
     "amask_secret",
     "conf",
     "date_time_trigger",
