@@ -9,6 +9,7 @@ then runs it before ``end + SETTLE``. The end is an XCom, so every try of the ex
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG, task
@@ -16,8 +17,9 @@ from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_devrev.operators.devrev import ListSessionsOperator
 
 DAG_ID = "devrev_e2e_settle"
-#: Long enough for a scheduler to have several chances to run the task again too early.
-SETTLE = timedelta(seconds=5)
+#: Long enough for a scheduler to have several chances to run the task again too early; a real scheduler, slower
+#: to start the export after the task before it, gets more (``DEVREV_E2E_SETTLE_SECONDS``).
+SETTLE = timedelta(seconds=float(os.environ.get("DEVREV_E2E_SETTLE_SECONDS", "5")))
 
 with DAG(
     dag_id=DAG_ID,
