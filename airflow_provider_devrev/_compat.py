@@ -24,6 +24,7 @@ Differences handled here:
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,7 @@ def reschedule_started_at(sensor: Any, context: Any) -> float | None:
 
 
 _AIRFLOW_2 = int(_airflow_version.split(".")[0]) < 3
+_MAPPED_NEED_THE_FLAG = not _AIRFLOW_2 and tuple(int(part) for part in _airflow_version.split(".")[:2]) < (3, 3)
 
 
 class ReschedulesLikeASensor:
@@ -143,8 +145,11 @@ class ReschedulesLikeASensor:
     - 3.0 to 3.2: the serialized ``_is_sensor`` flag, from which the scheduler's deserializer adds the dep.
 
     In both the dep passes at once unless the task's ``reschedule`` is true, so ``reschedule`` is serialized
-    too, as ``BaseSensorOperator`` does. A mapped task's flag comes from its class being a
-    ``BaseSensorOperator`` on 3.0 to 3.2, not from here: see ``docs/exporting.md``.
+    too, as ``BaseSensorOperator`` does. A mapped task (``.partial().expand()``) is a ``MappedOperator``, which
+    on 2.11 takes the class's ``deps`` and on 3.0 to 3.2 sets ``_is_sensor`` only for ``BaseSensorOperator``
+    subclasses: there ``partial`` hands back an ``OperatorPartial`` that sets it (:func:`_flagging_partial`).
+    That reaches the scheduler only: 3.0's ``dag.test()`` checks the DAG file's own ``MappedOperator``, which
+    ``ReadyToRescheduleDep`` takes for unmapped and without ``reschedule``, so it still reruns such a task at once.
     """
 
     _is_sensor = True
@@ -159,6 +164,40 @@ class ReschedulesLikeASensor:
     def get_serialized_fields(cls) -> frozenset[str]:
         fields: frozenset[str] = super().get_serialized_fields()  # type: ignore[misc]
         return fields | ({"reschedule"} if _AIRFLOW_2 else {"reschedule", "_is_sensor"})
+
+    if _MAPPED_NEED_THE_FLAG:
+
+        @classmethod
+        def partial(cls, **kwargs: Any) -> Any:
+            return _flagging_partial(super().partial(**kwargs))  # type: ignore[misc]
+
+
+@functools.cache
+def _flagging_partial_class() -> type:
+    import attrs
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+    @attrs.define(kw_only=True, repr=False)
+    class FlaggingPartial(OperatorPartial):  # type: ignore[misc]
+        def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+            mapped = super()._expand(expand_input, strict=strict)
+            mapped._is_sensor = True
+            return mapped
+
+    return FlaggingPartial
+
+
+def _flagging_partial(partial: Any) -> Any:
+    """
+    ``partial``, as an ``OperatorPartial`` whose ``expand`` gives a ``MappedOperator`` flagged ``_is_sensor``
+    (Airflow 3.0 to 3.2 flag only ``BaseSensorOperator`` subclasses, in the private ``_expand``).
+    """
+    flagging = _flagging_partial_class()(
+        operator_class=partial.operator_class, kwargs=partial.kwargs, params=partial.params
+    )
+    # The original is replaced, not forgotten: it would warn "was never mapped" when collected.
+    partial._expand_called = True
+    return flagging
 
 
 def stats() -> Any:

@@ -319,3 +319,28 @@ def test_the_schedulers_copy_of_the_task_holds_it_until_its_reschedule_date(defe
 
     assert "ReadyToRescheduleDep" in {type(dep).__name__ for dep in task.deps}
     assert task.reschedule is not deferrable
+
+
+def test_the_schedulers_copy_of_a_mapped_export_holds_it_until_its_reschedule_date():
+    """
+    The same for ``.partial().expand()``: a ``MappedOperator`` takes the class's deps on 2.11, and on 3.0 to 3.2
+    is flagged a sensor only for ``BaseSensorOperator`` subclasses unless the provider sets the flag; 3.3 checks
+    the date of every task up for reschedule, so the scheduler's copy needs no dep there.
+    """
+    from airflow import __version__
+    from airflow.providers.common.compat.sdk import DAG
+
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization as Serializer
+    except ImportError:  # Airflow 2.11 to 3.2
+        from airflow.serialization.serialized_objects import SerializedDAG as Serializer  # type: ignore[no-redef]
+
+    with DAG("settle", schedule=None, start_date=DAY) as dag:
+        ListSessionsOperator.partial(task_id="list", version_key=VERSION, deferrable=False).expand(
+            platform=["android", "ios"]
+        )
+
+    task = Serializer.from_dict(Serializer.to_dict(dag)).get_task("list")
+
+    checked = "ReadyToRescheduleDep" in {type(dep).__name__ for dep in task.deps}
+    assert checked or tuple(int(part) for part in __version__.split(".")[:2]) >= (3, 3)
