@@ -18,13 +18,17 @@ Differences handled here:
   the token forms the provider masks itself.
 - When a rescheduled sensor started waiting (:func:`reschedule_started_at`): a Task SDK method on 3.x, a
   private query of ``airflow.sensors.base`` on 2.11.
+- Which operators the scheduler holds until their reschedule date (:class:`ReschedulesLikeASensor`): sensors
+  only, before 3.3; how a non-sensor gets the same treatment differs between 2.11 and 3.0.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow import __version__ as _airflow_version
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -121,6 +125,81 @@ def reschedule_started_at(sensor: Any, context: Any) -> float | None:
     return first.timestamp() if first is not None else None
 
 
+_AIRFLOW_2 = int(_airflow_version.split(".")[0]) < 3
+_MAPPED_NEED_THE_FLAG = not _AIRFLOW_2 and tuple(int(part) for part in _airflow_version.split(".")[:2]) < (3, 3)
+
+
+class ReschedulesLikeASensor:
+    """
+    Mixin for an operator that raises ``AirflowRescheduleException`` without being a sensor: the scheduler then
+    holds it until the reschedule date, as it holds a sensor in reschedule mode, instead of running it again at
+    once (over and over until the date has passed). The operator tells with a ``reschedule`` property whether
+    it may reschedule.
+
+    Airflow checks a reschedule date with ``ReadyToRescheduleDep``, and before 3.3 only for sensors (3.3 checks
+    it for every task instance up for reschedule). What "sensor" means there is private and differs:
+
+    - 2.11: the dep is in the operator's class-level ``deps``, which the scheduler's copy of the DAG keeps
+      (``SerializedBaseOperator`` serializes ``deps`` when they are not ``BaseOperator``'s, by class path, and
+      accepts any class under ``airflow.ti_deps.deps``); ``dags test`` checks the DAG file's own operator.
+    - 3.0 to 3.2: the serialized ``_is_sensor`` flag, from which the scheduler's deserializer adds the dep.
+
+    In both the dep passes at once unless the task's ``reschedule`` is true, so ``reschedule`` is serialized
+    too, as ``BaseSensorOperator`` does. A mapped task (``.partial().expand()``) is a ``MappedOperator``, which
+    on 2.11 takes the class's ``deps`` and on 3.0 to 3.2 sets ``_is_sensor`` only for ``BaseSensorOperator``
+    subclasses: there ``partial`` hands back an ``OperatorPartial`` that sets it (:func:`_flagging_partial`).
+    That reaches the scheduler only: 3.0's ``dag.test()`` checks the DAG file's own ``MappedOperator``, which
+    ``ReadyToRescheduleDep`` takes for unmapped and without ``reschedule``, so it still reruns such a task at once.
+    """
+
+    _is_sensor = True
+
+    if _AIRFLOW_2:
+        from airflow.ti_deps.deps.ready_to_reschedule import ReadyToRescheduleDep
+
+        deps = BaseOperator.deps | {ReadyToRescheduleDep()}  # type: ignore[attr-defined]  # 2.11 only
+        del ReadyToRescheduleDep
+
+    @classmethod
+    def get_serialized_fields(cls) -> frozenset[str]:
+        fields: frozenset[str] = super().get_serialized_fields()  # type: ignore[misc]
+        return fields | ({"reschedule"} if _AIRFLOW_2 else {"reschedule", "_is_sensor"})
+
+    if _MAPPED_NEED_THE_FLAG:
+
+        @classmethod
+        def partial(cls, **kwargs: Any) -> Any:
+            return _flagging_partial(super().partial(**kwargs))  # type: ignore[misc]
+
+
+@functools.cache
+def _flagging_partial_class() -> type:
+    import attrs
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+    @attrs.define(kw_only=True, repr=False)
+    class FlaggingPartial(OperatorPartial):  # type: ignore[misc]
+        def _expand(self, expand_input: Any, *, strict: bool) -> Any:
+            mapped = super()._expand(expand_input, strict=strict)
+            mapped._is_sensor = True
+            return mapped
+
+    return FlaggingPartial
+
+
+def _flagging_partial(partial: Any) -> Any:
+    """
+    ``partial``, as an ``OperatorPartial`` whose ``expand`` gives a ``MappedOperator`` flagged ``_is_sensor``
+    (Airflow 3.0 to 3.2 flag only ``BaseSensorOperator`` subclasses, in the private ``_expand``).
+    """
+    flagging = _flagging_partial_class()(
+        operator_class=partial.operator_class, kwargs=partial.kwargs, params=partial.params
+    )
+    # The original is replaced, not forgotten: it would warn "was never mapped" when collected.
+    partial._expand_called = True
+    return flagging
+
+
 def stats() -> Any:
     """Airflow's metrics object: ``airflow.sdk.observability.stats`` on 3.3 (a module of functions),
     ``airflow.stats.Stats`` on 2.11 and 3.0; both have ``incr(name, count)``. Imported on first use."""
@@ -145,6 +224,7 @@ __all__ = [
     "BaseSensorOperator",
     "Context",
     "PokeReturnValue",
+    "ReschedulesLikeASensor",
     "amask_secret",
     "conf",
     "date_time_trigger",

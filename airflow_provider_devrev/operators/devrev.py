@@ -13,6 +13,7 @@ from airflow_provider_devrev._compat import (
     AirflowFailException,
     AirflowRescheduleException,
     BaseOperator,
+    ReschedulesLikeASensor,
     conf,
     date_time_trigger,
 )
@@ -82,7 +83,7 @@ class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
         return session
 
 
-class ListSessionsOperator(LazyHookMixin, BaseOperator):
+class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
     """
     List the sessions created in this run's data interval, for an export or a downstream fan-out.
 
@@ -193,7 +194,8 @@ class ListSessionsOperator(LazyHookMixin, BaseOperator):
 
     @property
     def reschedule(self) -> bool:
-        """Read by Airflow's scheduler: a non-deferrable task waits for ``settle`` as a rescheduled sensor."""
+        """Read by Airflow's scheduler (serialized, see :class:`ReschedulesLikeASensor`): a non-deferrable task
+        waits for ``settle`` as a rescheduled sensor does, held by the scheduler until the moment."""
         return not self.deferrable
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:

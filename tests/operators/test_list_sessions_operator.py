@@ -296,3 +296,51 @@ def test_deferrable_defaults_to_the_operators_default_deferrable_setting(monkeyp
     assert ListSessionsOperator(task_id="a", platform="android", version_key=VERSION).deferrable is True
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
     assert ListSessionsOperator(task_id="b", platform="android", version_key=VERSION).deferrable is False
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_the_schedulers_copy_of_the_task_holds_it_until_its_reschedule_date(deferrable):
+    """
+    What the scheduler reads: the DAG serialized and read back. Before 3.3 it checks a reschedule date only for
+    tasks whose ``deps`` hold ``ReadyToRescheduleDep`` (from the class on 2.11, from ``_is_sensor`` on 3.0), and
+    that dep looks at the task's ``reschedule``: without both, 2.11 and 3.0 run a rescheduled export again at once.
+    """
+    from airflow.providers.common.compat.sdk import DAG
+
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization as Serializer
+    except ImportError:  # Airflow 2.11 to 3.2
+        from airflow.serialization.serialized_objects import SerializedDAG as Serializer  # type: ignore[no-redef]
+
+    with DAG("settle", schedule=None, start_date=DAY) as dag:
+        ListSessionsOperator(task_id="list", platform="android", version_key=VERSION, deferrable=deferrable)
+
+    task = Serializer.from_dict(Serializer.to_dict(dag)).get_task("list")
+
+    assert "ReadyToRescheduleDep" in {type(dep).__name__ for dep in task.deps}
+    assert task.reschedule is not deferrable
+
+
+def test_the_schedulers_copy_of_a_mapped_export_holds_it_until_its_reschedule_date():
+    """
+    The same for ``.partial().expand()``: a ``MappedOperator`` takes the class's deps on 2.11, and on 3.0 to 3.2
+    is flagged a sensor only for ``BaseSensorOperator`` subclasses unless the provider sets the flag; 3.3 checks
+    the date of every task up for reschedule, so the scheduler's copy needs no dep there.
+    """
+    from airflow import __version__
+    from airflow.providers.common.compat.sdk import DAG
+
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization as Serializer
+    except ImportError:  # Airflow 2.11 to 3.2
+        from airflow.serialization.serialized_objects import SerializedDAG as Serializer  # type: ignore[no-redef]
+
+    with DAG("settle", schedule=None, start_date=DAY) as dag:
+        ListSessionsOperator.partial(task_id="list", version_key=VERSION, deferrable=False).expand(
+            platform=["android", "ios"]
+        )
+
+    task = Serializer.from_dict(Serializer.to_dict(dag)).get_task("list")
+
+    checked = "ReadyToRescheduleDep" in {type(dep).__name__ for dep in task.deps}
+    assert checked or tuple(int(part) for part in __version__.split(".")[:2]) >= (3, 3)
