@@ -3,8 +3,11 @@ Recording export: throughput and peak memory of ``GetSessionRecordingOperator`` 
 file, against the floor (a raw ``requests`` streaming copy) and the whole-body path (``get_session_recording`` +
 ``json.dump``).
 
-Run from the repository root: ``python -m bench.recording_export [--mb 50] [--rounds 3]``; prints one markdown
-table. Not part of ``python -m bench``: its figures were pasted into ``docs/benchmarks.md`` by hand.
+Run from the repository root: ``python -m bench.recording_export [--mb 50] [--rounds 3] [--shape activity]``;
+prints one markdown table. ``--shape`` is how the recording is made large (``inflate_recording``'s shapes):
+``activity`` (more timeline events of the usual size), ``crash_log`` (one JSON string of that size) or
+``tiny_events`` (frame events of about 50 bytes: 54 MB is a million of them). Not part of ``python -m bench``:
+its figures were pasted into ``docs/benchmarks.md`` by hand.
 
 The body is a recording the simulator generates (``inflate_recording``), written once to a temporary file and
 served by a minimal static HTTP server in a process of its own (the simulator generates recordings at a few MB/s
@@ -35,6 +38,12 @@ CONTENDERS = {
     "operator": "`GetSessionRecordingOperator(output_path=...)`: streamed, JSON checked, published atomically",
     "raw": "raw `requests` streaming copy (`iter_content` to a file): the floor",
     "whole": "`get_session_recording()` then `json.dump` to a file: the whole body in memory",
+}
+
+SHAPES = {
+    "activity": "more user activity",
+    "crash_log": "its crash log one string of that size",
+    "tiny_events": "a timeline of tiny frame events",
 }
 
 
@@ -105,8 +114,8 @@ def export(contender: str, url: str, recording_id: str, out: str) -> None:
 # -- the measurement ---------------------------------------------------------------------------------------------
 
 
-def make_bodies(folder: Path, mb: int) -> tuple[Path, Path]:
-    """A recording of at least ``mb`` MB and one of a few KB, from the simulator's generator."""
+def make_bodies(folder: Path, mb: int, shape: str) -> tuple[Path, Path]:
+    """A recording of at least ``mb`` MB in ``shape`` and one of a few KB, from the simulator's generator."""
     from airflow_provider_devrev.testing import DevRevSimulator
 
     sim = DevRevSimulator(seed_data=False)
@@ -114,7 +123,7 @@ def make_bodies(folder: Path, mb: int) -> tuple[Path, Path]:
     sim.add_session({**session, "recording_ids": ["small", "large"]}, version_key=VERSION_KEY)
     small = folder / "small.json"
     small.write_bytes(b"".join(sim.recording_chunks("bench-session", VERSION_KEY, recording_id="small")))
-    sim.inflate_recording("bench-session", mb * 1_000_000)
+    sim.inflate_recording("bench-session", mb * 1_000_000, shape=shape)
     large = folder / "large.json"
     with large.open("wb") as target:
         for chunk in sim.recording_chunks("bench-session", VERSION_KEY, recording_id="large"):
@@ -133,10 +142,10 @@ def run_child(args: list[str]) -> dict[str, Any]:
     return result
 
 
-def measure(mb: int, rounds: int) -> str:
+def measure(mb: int, rounds: int, shape: str) -> str:
     with tempfile.TemporaryDirectory(prefix="devrev-bench-recording-") as tmp:
         folder = Path(tmp)
-        large, small = make_bodies(folder, mb)
+        large, small = make_bodies(folder, mb, shape)
         server = subprocess.Popen(
             [sys.executable, "-m", "bench.recording_export", "--serve", str(large), str(small)],
             stdout=subprocess.PIPE,
@@ -172,7 +181,8 @@ def measure(mb: int, rounds: int) -> str:
             f"{statistics.median(peaks) / 1024:.0f} MiB | {statistics.median(over) / 1024:+.1f} MiB |"
         )
     intro = (
-        f"A {size / 1e6:.1f} MB recording (the simulator's crash recording, inflated), {rounds} rounds, each export "
+        f"A {size / 1e6:.1f} MB recording (the simulator's crash recording, inflated: {SHAPES[shape]}), {rounds} "
+        "rounds, each export "
         "in a fresh process (the connection read before the clock starts), served by a static server in its own "
         "process on 127.0.0.1. Client CPU is the exporting process's CPU time: on a busy shared machine it is the "
         "figure to compare, wall-clock rates mostly measure the other jobs."
@@ -184,6 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
     parser.add_argument("--mb", type=int, default=50, help="recording size in MB (default 50)")
     parser.add_argument("--rounds", type=int, default=3, help="exports per contender (default 3)")
+    parser.add_argument("--shape", choices=SHAPES, default="activity", help="how the recording is large")
     parser.add_argument("--serve", nargs=2, metavar=("LARGE", "SMALL"), help=argparse.SUPPRESS)
     parser.add_argument("--export", nargs=4, metavar=("CONTENDER", "URL", "RECORDING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,7 +203,7 @@ def main() -> None:
     elif args.export:
         export(*args.export)
     else:
-        print(measure(args.mb, args.rounds))
+        print(measure(args.mb, args.rounds, args.shape))
 
 
 if __name__ == "__main__":
