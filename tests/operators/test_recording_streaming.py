@@ -54,7 +54,8 @@ from airflow_provider_devrev.operators.devrev import GetSessionRecordingOperator
 if args.get("store_only"):
     # The store's own cost: the same bytes published the same way, without DevRev or a network (with the same
     # modules loaded as an export loads, so that only the export itself differs).
-    import ijson, requests
+    import requests
+    import airflow_provider_devrev.hooks._json_scan
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 
     DevRevHook(args["conn_id"]).settings
