@@ -17,7 +17,7 @@ inflate_recording`), generated while it is sent, so tens of MB cost the simulato
 three :data:`SHAPES`: more of the same user activity before the ending (``activity``); a crash or ANR log
 repeated into one long string (``crash_log``: one JSON string of that size, the worst case for a parser
 that holds a string token whole); or a timeline of tiny events (``tiny_events``: a frame event of about
-45 bytes each, before the usual activity, the worst case for one that pays per token).
+50 bytes each, before the usual activity, the worst case for one that pays per token).
 """
 
 from __future__ import annotations

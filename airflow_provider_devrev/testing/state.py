@@ -128,7 +128,7 @@ class SimulatorState:
         :param shape: what grows: ``"activity"``, more of the same user activity before the recording's
             ending; ``"crash_log"``, the crash or ANR log (``observability_sessions_log_data.value``) repeated
             into one string of ``min_bytes`` (only a crash or ANR session's last recording has a log: the
-            others are served as they are); ``"tiny_events"``, a timeline of frame events of about 45 bytes
+            others are served as they are); ``"tiny_events"``, a timeline of frame events of about 50 bytes
             each before the usual activity.
         """
         from airflow_provider_devrev.testing.recordings import SHAPES
