@@ -12,16 +12,19 @@ its figures were pasted into ``docs/benchmarks.md`` by hand.
 The body is a recording the simulator generates (``inflate_recording``), written once to a temporary file and
 served by a minimal static HTTP server in a process of its own (the simulator generates recordings at a few MB/s
 and would be what is measured). Each export runs in a fresh process, which reports its wall time for the export
-alone and its peak RSS (``ru_maxrss``); "over baseline" subtracts the peak of the same process exporting a
-recording of a few KB. The machine is shared and busy: compare contenders within one run, not absolute figures.
+alone and its peak RSS (``VmHWM``: a child's ``ru_maxrss`` starts at its parent's RSS); "over baseline"
+subtracts the peak of the same process exporting a recording of a few KB. A second table times the JSON check
+alone, the provider's scanner against ijson (what checked recordings before it), each fed the body from the file
+in 64 KiB chunks in a fresh process. The machine is shared and busy: compare contenders within one run, not
+absolute figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -107,8 +110,46 @@ def export(contender: str, url: str, recording_id: str, out: str) -> None:
                 target.write(chunk)
                 size += len(chunk)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_kib()
     print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "peak_kib": peak, "bytes": size}), flush=True)
+
+
+def peak_kib() -> int:
+    """This process's peak RSS in KiB (``VmHWM``; Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+def check(checker: str, body: str) -> None:
+    """Check ``body`` (a file) with ``checker`` alone and print ``{cpu, peak_kib}``."""
+    chunks = iter(functools.partial(open(body, "rb").read, 1 << 16), b"")  # noqa: SIM115 (read to the end)
+    if checker == "ijson":
+        import ijson
+
+        found = ijson.sendable_list()
+        parser = ijson.items_coro(found, "recording")
+        feed, finish = parser.send, parser.close
+    else:
+        from airflow_provider_devrev.hooks._json_scan import JsonScanner
+
+        scanner = JsonScanner("recording")
+        feed, finish = scanner.feed, scanner.finish
+    started = time.process_time()
+    for chunk in chunks:
+        feed(chunk)
+    finish()
+    print("RESULT " + json.dumps({"cpu": time.process_time() - started, "peak_kib": peak_kib()}), flush=True)
+
+
+def check_table(large: Path, small: Path) -> str:
+    rows = ["| JSON check alone | MB/s (CPU) | peak RSS over a few-KB check |", "|---|---|---|"]
+    size = large.stat().st_size
+    for checker, label in (("scanner", "`hooks/_json_scan.py` (the provider's)"), ("ijson", "ijson 3 (yajl2_c)")):
+        done = run_child(["--check", checker, str(large)])
+        base = run_child(["--check", checker, str(small)])
+        over = (done["peak_kib"] - base["peak_kib"]) / 1024
+        rows.append(f"| {label} | {size / 1e6 / done['cpu']:.0f} | {over:+.1f} MiB |")
+    return "\n".join(rows)
 
 
 # -- the measurement ---------------------------------------------------------------------------------------------
@@ -167,6 +208,7 @@ def measure(mb: int, rounds: int, shape: str) -> str:
             server.terminate()
             server.wait(timeout=10)
         size = large.stat().st_size
+        checks = check_table(large, small)
     rows = [
         "| contender | MB/s, wall (median, range) | client CPU per MB | peak RSS | over a few-KB export |",
         "|---|---|---|---|---|",
@@ -187,7 +229,7 @@ def measure(mb: int, rounds: int, shape: str) -> str:
         "process on 127.0.0.1. Client CPU is the exporting process's CPU time: on a busy shared machine it is the "
         "figure to compare, wall-clock rates mostly measure the other jobs."
     )
-    return intro + "\n\n" + "\n".join(rows)
+    return intro + "\n\n" + "\n".join(rows) + "\n\n" + checks
 
 
 def main() -> None:
@@ -196,10 +238,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="exports per contender (default 3)")
     parser.add_argument("--shape", choices=SHAPES, default="activity", help="how the recording is large")
     parser.add_argument("--serve", nargs=2, metavar=("LARGE", "SMALL"), help=argparse.SUPPRESS)
+    parser.add_argument("--check", nargs=2, metavar=("CHECKER", "BODY"), help=argparse.SUPPRESS)
     parser.add_argument("--export", nargs=4, metavar=("CONTENDER", "URL", "RECORDING", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(*args.serve)
+    elif args.check:
+        check(*args.check)
     elif args.export:
         export(*args.export)
     else:
