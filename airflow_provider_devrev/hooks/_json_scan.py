@@ -317,8 +317,12 @@ class JsonScanner:
                     break
             byte = data[pos]
             digit = ord("0") <= byte <= ord("9")
-            if digit and part in (_MINUS, _POINT, _E, _SIGN):
-                part = {_MINUS: _ZERO if byte == ord("0") else _INT, _POINT: _FRACTION}.get(part, _EXPONENT)
+            if digit and part == _MINUS:
+                part = _ZERO if byte == ord("0") else _INT
+            elif digit and part == _POINT:
+                part = _FRACTION
+            elif digit and part in (_E, _SIGN):
+                part = _EXPONENT
             elif byte == ord(".") and part in (_ZERO, _INT):
                 part = _POINT
             elif byte in b"eE" and part in (_ZERO, _INT, _FRACTION):

@@ -115,10 +115,11 @@ def test_any_document_in_any_chunks_is_accepted_and_its_key_picked(data):
     value, body = data.draw(documents())
     assert json_loads_accepts(body)
 
-    scanner = scan(data.draw(cuts(body)))
+    for chunks in ([body[i : i + 1] for i in range(len(body))], data.draw(cuts(body))):
+        scanner = scan(chunks)
 
-    assert scanner.bytes == len(body)
-    assert_picked(scanner, value)
+        assert scanner.bytes == len(body)
+        assert_picked(scanner, value)
 
 
 @pytest.mark.property
@@ -137,7 +138,7 @@ def test_every_strict_prefix_of_an_object_or_array_is_refused_as_incomplete(data
 
 
 @pytest.mark.property
-@sized(1500)
+@sized(800)
 @given(st.data())
 def test_mutated_bytes_are_accepted_exactly_when_json_loads_accepts_them(data):
     _, body = data.draw(documents())
@@ -151,20 +152,72 @@ def test_mutated_bytes_are_accepted_exactly_when_json_loads_accepts_them(data):
             mutated[where] = data.draw(MUTATION_BYTES)
         else:
             del mutated[where]
-    chunks = data.draw(cuts(bytes(mutated)))
+    body = bytes(mutated)
+    # Whole, the runs of flat values are skipped by regex; a byte at a time, every token is stepped through.
+    ways = {"whole": [body], "bytes": [body[i : i + 1] for i in range(len(body))], "cut": data.draw(cuts(body))}
+    expected = json_loads_accepts(body)
 
-    try:
-        scanner = scan(chunks)
-    except JsonError:
-        accepted = False
-    else:
-        accepted = True
+    for way, chunks in ways.items():
+        try:
+            scanner = scan(chunks)
+        except JsonError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == expected, (way, body)
+        if accepted:
+            parsed = json.loads(body)
+            if isinstance(expected_pick(parsed), str):
+                assert_picked(scanner, parsed)
 
-    assert accepted == json_loads_accepts(bytes(mutated)), bytes(mutated)
-    if accepted:
-        parsed = json.loads(bytes(mutated))
-        if isinstance(expected_pick(parsed), str):
-            assert_picked(scanner, parsed)
+
+@pytest.mark.property
+@sized(2000)
+@given(
+    soup=st.text(alphabet='-+.eE0123456789"\\/ubfnrtalsAF{}[],: \t', max_size=10),
+    context=st.sampled_from(["{}", "[{}]", '{{"a": {}}}', '{{"recording": {}}}', '[[1, "x"], {{"b": [{}]}}]']),
+)
+def test_a_soup_of_json_characters_is_judged_as_json_loads_judges_it(soup, context):
+    # Short documents dense in number, literal, escape and bracket characters, where a mutation of a long one
+    # rarely lands: every token's state machine and every run's regex meets its edge cases here.
+    body = context.format(soup).encode()
+    expected = json_loads_accepts(body)
+
+    for chunks in ([body], [body[i : i + 1] for i in range(len(body))]):
+        try:
+            scan(chunks)
+        except JsonError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == expected, (len(chunks), body)
+
+
+@pytest.mark.parametrize(
+    ("alphabet", "longest", "template"),
+    [
+        ("-+.eE019", 5, "[{}]"),  # numbers
+        ("-+.eE019", 4, '{{"recording": {}}}'),
+        ('u0aF"\\/bnx', 4, '["\\{}]'),  # escapes
+        ("truefalsn", 4, "[{}]"),  # literals
+        ('{}[],:"1', 4, "[{}]"),  # brackets
+    ],
+)
+def test_every_short_token_is_judged_as_json_loads_judges_it(alphabet, longest, template):
+    # Exhaustive where random draws are thin: every string of up to `longest` of these characters, whole (the
+    # runs' regexes) and a byte at a time (the state machines).
+    for size in range(longest + 1):
+        for letters in itertools.product(alphabet, repeat=size):
+            body = template.format("".join(letters)).encode()
+            expected = json_loads_accepts(body)
+            for chunks in ([body], [body[i : i + 1] for i in range(len(body))]):
+                try:
+                    scan(chunks)
+                except JsonError:
+                    accepted = False
+                else:
+                    accepted = True
+                assert accepted == expected, (len(chunks), body)
 
 
 @pytest.mark.parametrize(
