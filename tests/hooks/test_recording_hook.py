@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_devrev.contract import get_session_recording_request
 from airflow_provider_devrev.exceptions import (
     DevRevAuthError,
     DevRevBadRequestError,
@@ -20,6 +21,7 @@ from airflow_provider_devrev.exceptions import (
     DevRevServerError,
     DevRevUnexpectedResponseError,
 )
+from airflow_provider_devrev.hooks._streaming import RecordingScanner
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from tests.fakes import FakeSleep
 
@@ -317,6 +319,21 @@ def test_a_recording_grown_in_either_shape_streams_whole_and_still_ends_in_the_c
 def test_an_unknown_shape_is_refused(sim, crash):
     with pytest.raises(ValueError, match="crash_log"):
         sim.inflate_recording(crash["session_id"], 3_000_000, shape="wide")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"recording": "mobile_recording", "log": "\xed\xa0\x80"}',  # a surrogate encoded: not UTF-8
+        b'{"recording": "mobile_recording", "ram": NaN}',
+    ],
+)
+def test_a_body_that_is_not_utf8_json_is_refused_as_not_complete_json(body):
+    scanner = RecordingScanner(get_session_recording_request("s-1", VERSION, recording_id="r1"))
+
+    with pytest.raises(DevRevUnexpectedResponseError, match="not complete JSON"):  # noqa: PT012 (either may raise)
+        scanner.feed(body)
+        scanner.finish()
 
 
 def test_an_error_from_the_writer_ends_the_call_as_it_is(sim, hook, crash):
