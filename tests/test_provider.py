@@ -138,7 +138,7 @@ def test_dag_parse_imports_nothing_heavy(module):
         "from airflow.providers.common.compat.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, conf\n"
         "before = set(sys.modules)\n"
         f"import {module}\n"
-        "heavy = ('aiohttp', 'tenacity', 'requests', 'yarl', 'ijson', 'airflow_provider_devrev.testing', "
+        "heavy = ('aiohttp', 'tenacity', 'requests', 'yarl', 'airflow_provider_devrev.testing', "
         "'airflow_provider_devrev.hooks', 'airflow_provider_devrev.triggers')\n"
         "print(sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
     )

@@ -1,9 +1,11 @@
 """
 Reading a recording as it arrives: its JSON is checked, and its kind read, without holding it whole.
 
-ijson (its C backend) parses the chunks as they pass on their way to storage, so a body that is not the
-complete JSON object the contract promises (cut, or garbled by a proxy) is caught before anything is
-published, at a few MB of parser state whatever the recording's size.
+A streaming scanner (:mod:`~airflow_provider_devrev.hooks._json_scan`) checks the chunks as they pass on
+their way to storage, so a body that is not the complete JSON object the contract promises (cut, or garbled
+by a proxy) is caught before anything is published. Its state is the nesting and a few hundred bytes of the
+top-level ``recording`` value, never a token whole: the memory is the same for any size or shape of recording
+(one 100 MB string, a million tiny events).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from airflow_provider_devrev.contract import ApiRequest, recording_kind
 from airflow_provider_devrev.exceptions import DevRevUnexpectedResponseError
+from airflow_provider_devrev.hooks._json_scan import JsonError, JsonScanner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,24 +55,17 @@ class RecordingScanner:
     """
 
     def __init__(self, request: ApiRequest) -> None:
-        import ijson
-
         self.request = request
-        self._found: list[Any] = ijson.sendable_list()
-        self._parser = ijson.items_coro(self._found, "recording")
-        self._errors: tuple[type[Exception], ...] = (ijson.JSONError,)
+        self._scanner = JsonScanner("recording")
         self.bytes = 0
 
     def feed(self, chunk: bytes) -> None:
-        """Parse one more chunk of the body."""
+        """Check one more chunk of the body."""
         self.bytes += len(chunk)
         try:
-            self._parser.send(chunk)
-        except self._errors as err:
+            self._scanner.feed(chunk)
+        except JsonError as err:
             raise self._not_json(err) from None
-        # Only the top-level key matches the prefix; keep nothing else around.
-        if len(self._found) > 1:
-            del self._found[1:]
 
     def finish(self) -> str:
         """
@@ -77,18 +73,16 @@ class RecordingScanner:
         :raises DevRevUnexpectedResponseError: the body was not one complete JSON object with a kind.
         """
         try:
-            self._parser.close()
-        except self._errors as err:
+            self._scanner.finish()
+        except JsonError as err:
             raise self._not_json(err) from None
-        first = self._found[0] if self._found else None
-        return recording_kind(self.request, {"recording": first})
+        # A kind that is not a short string arrives described (NotAString), which recording_kind refuses.
+        return recording_kind(self.request, {"recording": self._scanner.picked})
 
-    def _not_json(self, err: Exception) -> DevRevUnexpectedResponseError:
-        # Only the parser's verdict, never the window of the body its message quotes: yajl cuts that window
-        # itself, so a secret echoed in the body would arrive cut, past any masking.
-        reason = " ".join(str(err).split("\n")[0].split(".")[0].split())[:80] or type(err).__name__
+    def _not_json(self, err: JsonError) -> DevRevUnexpectedResponseError:
+        # The scanner's messages never quote the body (a secret echoed there would be shown cut, past masking).
         return DevRevUnexpectedResponseError(
             f"{self.request.describe()} answered 200 with a body that is not complete JSON after {self.bytes} "
-            f"bytes ({reason}); nothing was published",
+            f"bytes ({err}); nothing was published",
             status_code=200,
         )

@@ -134,7 +134,7 @@ def recording_key(session: Mapping[str, Any], recording_id: str | None, tab_id: 
 
 
 def sessions_data_get(
-    params: Params, store: SessionStore, *, now: float, seed: int, inflated: Mapping[str, int]
+    params: Params, store: SessionStore, *, now: float, seed: int, inflated: Mapping[str, tuple[int, str]]
 ) -> Reply:
     """``observability.sessions.data.get`` (GET query or POST body): one recording of a session, or one tab."""
     session_id = params.need_string("session_id")
@@ -156,8 +156,8 @@ def sessions_data_get(
     if key is None:
         which = f"tab {tab_id!r}" if tab_id is not None else f"recording {recording_id!r}"
         raise not_found(f"{which} not found in {session['type']} session {session_id!r}")
-    min_bytes = inflated.get(session_id, 0)
-    chunks = recording_chunks(session, key, seed=seed, version_key=version_key, min_bytes=min_bytes)
+    min_bytes, shape = inflated.get(session_id, (0, "activity"))
+    chunks = recording_chunks(session, key, seed=seed, version_key=version_key, min_bytes=min_bytes, shape=shape)
     if min_bytes:
         return Reply(200, chunks=chunks)  # generated while it is sent
     return Reply(200, body=b"".join(chunks))
@@ -209,7 +209,7 @@ def dispatch(
     now: float,
     page_size: int,
     seed: int = 0,
-    inflated: Mapping[str, int] | None = None,
+    inflated: Mapping[str, tuple[int, str]] | None = None,
 ) -> Reply:
     """Route an authenticated request and turn contract errors into replies.
 
@@ -222,7 +222,8 @@ def dispatch(
     :param now: the simulator clock's current value.
     :param page_size: the default list page size.
     :param seed: the simulator's seed, which (with the ids) determines every generated recording.
-    :param inflated: session id -> the least size in bytes of its recordings (see ``inflate_recording``).
+    :param inflated: session id -> the least size in bytes of its recordings and their shape (see
+        ``inflate_recording``).
     """
     try:
         methods = ROUTES.get(path)

@@ -32,7 +32,7 @@ class SimulatorState:
         self._lock = threading.RLock()
         self._clock = clock
         self._seed = seed
-        self._inflated: dict[str, int] = {}
+        self._inflated: dict[str, tuple[int, str]] = {}
         # A generator of its own, so making sessions never shifts the seeded data set (and vice versa).
         self._rng = random.Random(f"devrev-simulator-make-{seed}")
         self._store = SessionStore()
@@ -117,20 +117,29 @@ class SimulatorState:
 
     # -- recordings ------------------------------------------------------------------------------------
 
-    def inflate_recording(self, session_id: str, min_bytes: int) -> None:
+    def inflate_recording(self, session_id: str, min_bytes: int, *, shape: str = "activity") -> None:
         """Make every recording (or tab) of ``session_id`` at least ``min_bytes`` long, to test streaming.
 
-        The extra bytes are more of the same user activity before the recording's ending, generated while
-        the answer is sent (with chunked transfer encoding), so even tens of MB cost the simulator no memory.
+        The extra bytes are generated while the answer is sent (with chunked transfer encoding), so even
+        hundreds of MB cost the simulator no memory.
 
         :param session_id: the session (under any version key).
         :param min_bytes: the least body size; 0 makes its recordings normal again.
+        :param shape: what grows: ``"activity"``, more of the same user activity before the recording's
+            ending; ``"crash_log"``, the crash or ANR log (``observability_sessions_log_data.value``) repeated
+            into one string of ``min_bytes`` (only a crash or ANR session's last recording has a log: the
+            others are served as they are); ``"tiny_events"``, a timeline of frame events of about 50 bytes
+            each before the usual activity.
         """
+        from airflow_provider_devrev.testing.recordings import SHAPES
+
         if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
             raise ValueError("min_bytes must be an int >= 0")
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
         with self._lock:
             if min_bytes:
-                self._inflated[session_id] = min_bytes
+                self._inflated[session_id] = (min_bytes, shape)
             else:
                 self._inflated.pop(session_id, None)
 
@@ -150,8 +159,10 @@ class SimulatorState:
             if session is None or key is None:
                 raise KeyError(session_id)
             session = copy.deepcopy(session)
-            min_bytes = self._inflated.get(session_id, 0)
-        return recording_chunks(session, key, seed=self._seed, version_key=version_key, min_bytes=min_bytes)
+            min_bytes, shape = self._inflated.get(session_id, (0, "activity"))
+        return recording_chunks(
+            session, key, seed=self._seed, version_key=version_key, min_bytes=min_bytes, shape=shape
+        )
 
     def recording(
         self, session_id: str, version_key: str, *, recording_id: str | None = None, tab_id: str | None = None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_devrev.contract import get_session_recording_request
 from airflow_provider_devrev.exceptions import (
     DevRevAuthError,
     DevRevBadRequestError,
@@ -20,6 +21,7 @@ from airflow_provider_devrev.exceptions import (
     DevRevServerError,
     DevRevUnexpectedResponseError,
 )
+from airflow_provider_devrev.hooks._streaming import RecordingScanner
 from airflow_provider_devrev.hooks.devrev import DevRevHook
 from tests.fakes import FakeSleep
 
@@ -288,6 +290,50 @@ def test_a_large_recording_streams_in_chunks_equal_to_the_simulators(sim, hook, 
     assert streamed.bytes == len(expected)
     assert max(chunks) <= 1 << 16
     assert json.loads(expected)["recording_events_timeline"][-1]["event_name"] == "exception"
+
+
+@pytest.mark.parametrize("shape", ["crash_log", "tiny_events"])
+def test_a_recording_grown_in_either_shape_streams_whole_and_still_ends_in_the_crash(sim, hook, crash, shape):
+    sim.inflate_recording(crash["session_id"], 3_000_000, shape=shape)
+    sink = io.BytesIO()
+
+    streamed = hook.stream_session_recording(crash["session_id"], VERSION, sink.write, recording_id="r2")
+
+    expected = b"".join(sim.recording_chunks(crash["session_id"], VERSION, recording_id="r2"))
+    assert sink.getvalue() == expected
+    assert streamed.recording == "mobile_recording"
+    recording = json.loads(expected)
+    log = recording["observability_sessions_log_data"]["value"]
+    frames = [event for event in recording["recording_events_timeline"] if event["event_name"] == "frame"]
+    assert recording["recording_events_timeline"][-1]["event_name"] == "exception"
+    assert log.startswith("FATAL EXCEPTION: main")
+    if shape == "crash_log":  # one string of (escapes aside) the whole body
+        assert len(json.dumps(log)) >= 3_000_000
+        assert frames == []
+    else:
+        assert len(log) < 10_000
+        assert len(frames) * 56 >= 3_000_000
+        assert frames[:2] == [{"event_name": "frame", "timestamp_offset_ms": t} for t in (0, 16)]
+
+
+def test_an_unknown_shape_is_refused(sim, crash):
+    with pytest.raises(ValueError, match="crash_log"):
+        sim.inflate_recording(crash["session_id"], 3_000_000, shape="wide")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"recording": "mobile_recording", "log": "\xed\xa0\x80"}',  # a surrogate encoded: not UTF-8
+        b'{"recording": "mobile_recording", "ram": NaN}',
+    ],
+)
+def test_a_body_that_is_not_utf8_json_is_refused_as_not_complete_json(body):
+    scanner = RecordingScanner(get_session_recording_request("s-1", VERSION, recording_id="r1"))
+
+    with pytest.raises(DevRevUnexpectedResponseError, match="not complete JSON"):  # noqa: PT012 (either may raise)
+        scanner.feed(body)
+        scanner.finish()
 
 
 def test_an_error_from_the_writer_ends_the_call_as_it_is(sim, hook, crash):

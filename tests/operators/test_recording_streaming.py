@@ -1,10 +1,13 @@
 """
-A 50 MB recording exported by GetSessionRecordingOperator is streamed, never held whole: the peak RSS of a
+A large recording exported by GetSessionRecordingOperator is streamed, never held whole, whatever its shape (50 MB
+of user activity, a 100 MB crash log that is one JSON string, a million tiny timeline events): the peak RSS of a
 child process running the export grows by less than 20 MB over the same export of a small recording.
 
 The child runs ``execute`` exactly as a task would, against the simulator in this process (over HTTP on
-127.0.0.1), and reports its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, read before anything else is
-done) and the SHA-256 of what it stored, which must equal the simulator's bytes. A bound, not a timing.
+127.0.0.1), and reports its own peak RSS (``VmHWM`` of ``/proc/self/status``, read before anything else is
+done) and the SHA-256 of what it stored, which must equal the simulator's bytes. A bound, not a timing. Not
+``ru_maxrss``: on Linux a child's starts at its parent's RSS when it was spawned, so a test process of 330 MB
+(pytest, Airflow, a simulator) hid any child below that.
 
 With ``memory://`` the stored object lives in the child's own memory by definition (and fsspec's memory
 filesystem moves a file by copying it, so at the publishing rename it holds two copies), so there the baseline
@@ -27,10 +30,14 @@ from airflow_provider_devrev.testing import DevRevSimulator
 
 VERSION = "com.example.app@1.0.0"
 LARGE = 50_000_000
+LONG_LOG = 100_000_000
+TINY_EVENTS = 1_000_000
+#: A frame event is ``{"event_name":"frame","timestamp_offset_ms":N},``: 50 to 54 bytes for a million of them.
+TINY_EVENT_BYTES = 54
 BOUND_KIB = 20 * 1024
 
 CHILD = r"""
-import hashlib, json, resource, sys
+import hashlib, json, sys
 
 args = json.loads(sys.argv[1])
 if args["output_path"].startswith("memory://"):
@@ -47,7 +54,8 @@ from airflow_provider_devrev.operators.devrev import GetSessionRecordingOperator
 if args.get("store_only"):
     # The store's own cost: the same bytes published the same way, without DevRev or a network (with the same
     # modules loaded as an export loads, so that only the export itself differs).
-    import ijson, requests
+    import requests
+    import airflow_provider_devrev.hooks._json_scan
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 
     DevRevHook(args["conn_id"]).settings
@@ -66,7 +74,8 @@ else:
         output_path=args["output_path"],
     )
     result = task.execute({})
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as status:
+    [peak_kib] = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
 digest = hashlib.sha256()
 with ObjectStoragePath(result["path"]).open("rb") as stored:
     while chunk := stored.read(1 << 20):
@@ -82,6 +91,11 @@ def sim():
             session = simulator.make_session("mobile", platform="android", session_id=name, is_crash=True)
             simulator.add_session({**session, "recording_ids": ["rec"]}, version_key=VERSION)
         simulator.inflate_recording("large", LARGE)
+        for name in ("long-log", "tiny-events"):
+            session = simulator.make_session("mobile", platform="android", session_id=name, is_crash=True)
+            simulator.add_session({**session, "recording_ids": ["rec"]}, version_key=VERSION)
+        simulator.inflate_recording("long-log", LONG_LOG, shape="crash_log")
+        simulator.inflate_recording("tiny-events", TINY_EVENTS * TINY_EVENT_BYTES, shape="tiny_events")
         yield simulator
 
 
@@ -91,6 +105,18 @@ def large_sha256(sim) -> str:
     for chunk in sim.recording_chunks("large", VERSION, recording_id="rec"):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def served(sim: DevRevSimulator, session_id: str) -> tuple[str, int, int]:
+    """The SHA-256 of the body the simulator serves, its size, and how many tiny frame events it holds."""
+    digest = hashlib.sha256()
+    size = frames = 0
+    for chunk in sim.recording_chunks(session_id, VERSION, recording_id="rec"):
+        digest.update(chunk)
+        size += len(chunk)
+        # The generator never splits an event between chunks.
+        frames += chunk.count(b'{"event_name":"frame",')
+    return digest.hexdigest(), size, frames
 
 
 def export_in_a_child(
@@ -130,3 +156,24 @@ def test_a_50_mb_recording_is_streamed_to_storage_in_bounded_memory(sim, large_s
     if where == "local path":
         assert (tmp_path / "large.json").stat().st_size == size
         assert sorted(p.name for p in tmp_path.iterdir()) == ["large.json", "small.json"]
+
+
+@pytest.mark.parametrize("shape", ["crash_log", "tiny_events"])
+def test_a_recording_of_any_shape_is_streamed_to_a_file_in_bounded_memory(sim, tmp_path, shape):
+    session_id = "long-log" if shape == "crash_log" else "tiny-events"
+    sha256, size, frames = served(sim, session_id)
+    # tests/testing/test_simulator.py checks what the shapes are, on smaller recordings.
+    if shape == "crash_log":
+        assert size > LONG_LOG
+    else:
+        assert frames >= TINY_EVENTS
+
+    large = export_in_a_child(sim, session_id, str(tmp_path / "large.json"))
+    baseline = export_in_a_child(sim, "small", str(tmp_path / "small.json"))  # an export of a few KB
+
+    assert large["result"]["bytes"] == size
+    assert large["result"]["recording"] == "mobile_recording"
+    assert large["sha256"] == sha256, "the stored bytes are the simulator's"
+    growth_kib = large["peak_kib"] - baseline["peak_kib"]
+    print(f"\n{shape}: peak RSS {baseline['peak_kib']} KiB (baseline), {large['peak_kib']} KiB ({size} bytes)")
+    assert growth_kib < BOUND_KIB
