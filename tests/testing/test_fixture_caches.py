@@ -28,6 +28,10 @@ PURE_CACHES = {
     "airflow_provider_devrev.hooks.devrev._async_send",
     # The contract's session schema, parsed from the installed openapi.yaml.
     "airflow_provider_devrev.testing.session_schema._validators",
+    # The JSON scanner's compiled pattern for a run of flat members, from the key it must stop at.
+    "airflow_provider_devrev.hooks._json_scan._object_run",
+    # The OperatorPartial subclass that flags mapped exports as rescheduling, built once.
+    "airflow_provider_devrev._compat._flagging_partial_class",
 }
 
 INNER_TESTS = """
