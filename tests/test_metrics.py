@@ -24,6 +24,8 @@ LIST = "/observability.sessions.list"
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 #: Real seconds to wait for the datagrams already sent (loopback: they are there at once).
 RECEIVE_DEADLINE = 10.0
+#: The counter each read sends last, to know every earlier datagram has arrived.
+MARK = "test.mark"
 
 pytestmark = pytest.mark.devrev_simulator(seed_data=False, page_size=2)
 
@@ -43,12 +45,23 @@ def statsd(monkeypatch):
     reset = _use_configured_backend(monkeypatch)
     received: list[str] = []
 
+    marks = 0
+
     def read_until(expected: dict[str, int]) -> dict[str, int]:
-        """The counters received, once they reach ``expected`` (or the deadline passes)."""
+        """
+        The counters received, once they reach ``expected`` and a mark sent after them has arrived (or the
+        deadline passes). The mark goes through the same client and socket after everything the test caused,
+        so a count sent once too often (a double count) has arrived by then and makes the totals too high.
+        """
+        nonlocal marks
+        marks += 1
+        metrics.incr(MARK)
+        wanted = {**expected, f"devrev.{MARK}": marks}
         deadline = time.monotonic() + RECEIVE_DEADLINE
         while True:
             totals = counters(received)
-            if all(totals.get(f"airflow.{name}", 0) >= count for name, count in expected.items()):
+            if all(totals.get(f"airflow.{name}", 0) >= count for name, count in wanted.items()):
+                totals.pop(f"airflow.devrev.{MARK}")
                 return totals
             if time.monotonic() > deadline:
                 return totals
