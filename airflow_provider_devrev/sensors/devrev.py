@@ -126,7 +126,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         # Airflow raises its own timeout right after a check past the deadline, saying only that time ran out;
         # when DevRev was never reached, say that instead, in the words of the trigger's timeout event.
         if self._deadline is not None and time.time() > self._deadline and self._history.never_reached():
-            raise AirflowSensorTimeout(self._history.timeout_message(self.session_id))
+            raise _deadline_passed(self._history.timeout_message(self.session_id))
         return False
 
     def _cannot_succeed(self, err: DevRevError) -> AirflowFailException:
@@ -214,14 +214,17 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         ``AirflowSensorTimeout`` raised by ``poke`` (ours, saying DevRev was never reached), and 3.3's
         ``resume_execution`` (not 2.11's or 3.0's) skips any failure of a resumed sensor, the trigger's
         deadline included.
+
+        Only a skip of this sensor's own deadline (:func:`_deadline_passed`) under ``never_fail`` is turned
+        back: a skip a subclass raises on purpose stays a skip, whatever it chains.
         """
         try:
             yield
         except AirflowSkipException as skip:
             timeout = skip.__cause__
-            if isinstance(timeout, AirflowSensorTimeout) and not self.soft_fail:
+            if getattr(timeout, _OUR_DEADLINE, False) and getattr(self, "never_fail", False) and not self.soft_fail:
                 # A new exception: re-raising ``timeout`` itself would chain it to the skip that chains it.
-                raise AirflowSensorTimeout(*timeout.args) from timeout.__cause__
+                raise _deadline_passed(*timeout.args) from timeout.__cause__  # type: ignore[union-attr]
             raise
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
@@ -232,7 +235,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             session = session_from_event(event)
         except DevRevError as err:
             if err.error_type == SENSOR_TIMEOUT:
-                raise AirflowSensorTimeout(str(err)) from err
+                raise _deadline_passed(str(err)) from err
             if getattr(self, "never_fail", False):
                 # Airflow 2.11's and 3.0's resume_execution apply soft_fail but not never_fail; poke mode skips.
                 raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
@@ -240,3 +243,15 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             raise self._cannot_succeed(err) from err
         self.log.info("Found %s", summarize_session(session))
         return session
+
+
+#: Set on the ``AirflowSensorTimeout`` this sensor raises at its deadline, so that only those are told apart
+#: from a timeout a subclass raises and skips on purpose.
+_OUR_DEADLINE = "devrev_sensor_deadline"
+
+
+def _deadline_passed(*args: Any) -> AirflowSensorTimeout:
+    """An ``AirflowSensorTimeout`` marked as this sensor's deadline (see ``_deadline_not_skipped``)."""
+    timeout = AirflowSensorTimeout(*args)
+    setattr(timeout, _OUR_DEADLINE, True)
+    return timeout

@@ -171,3 +171,34 @@ def test_deferrable_defaults_to_airflows_setting(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(module)
+
+
+class GiveUpQuietly(DevRevSessionSensor):
+    """A user's subclass: at its own deadline it skips on purpose (no soft_fail, no never_fail)."""
+
+    def poke(self, context):
+        try:
+            raise AirflowSensorTimeout("the session never came")
+        except AirflowSensorTimeout as err:
+            raise AirflowSkipException("no session today: nothing to do") from err
+
+
+class SkipOnResume(DevRevSessionSensor):
+    def execute_complete(self, context, event=None):
+        try:
+            raise AirflowSensorTimeout("late")
+        except AirflowSensorTimeout as err:
+            raise AirflowSkipException("skip on purpose") from err
+
+
+@pytest.mark.parametrize("never_fail", [False, True])
+def test_a_skip_a_subclass_chains_to_a_timeout_of_its_own_stays_a_skip(never_fail):
+    """Only the sensor's own deadline is turned back from never_fail's skip; a user's deliberate skip is kept."""
+    options = {"never_fail": True} if never_fail else {}
+    sensor = GiveUpQuietly(task_id="wait", platform="android", session_id="s-1", version_key=VERSION, **options)
+    with pytest.raises(AirflowSkipException, match="nothing to do"):
+        sensor.execute({})
+    resumed = SkipOnResume(task_id="wait", platform="android", session_id="s-1", version_key=VERSION, **options)
+    # Airflow 3.3's resume_execution may re-raise it as never_fail's own skip: a skip all the same.
+    with pytest.raises(AirflowSkipException):
+        resumed.resume_execution("execute_complete", {"event": {}}, {})
