@@ -77,7 +77,9 @@ def parse_sessions(text: str) -> list[SessionLine]:
     """
     result: list[SessionLine] = []
     first_seen: dict[tuple[str, str], int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (a "\r" before it is stripped): str.splitlines would also split at U+2028 and
+    # U+2029, which json.dumps(..., ensure_ascii=False) writes raw inside strings.
+    for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue

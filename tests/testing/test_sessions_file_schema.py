@@ -186,3 +186,17 @@ def _present(session: dict[str, Any], path: tuple[str, ...]) -> bool:
             return False
         value = value[part]
     return True
+
+
+def test_a_line_separator_inside_a_string_is_part_of_the_line():
+    """json.dumps(..., ensure_ascii=False) writes U+2028/U+2029 raw: a line ends at a newline only."""
+    titled = with_value(MOBILE, "crash\u2028in\u2029checkout", "device_metadata", "model")
+    bad = without(generated("mobile", seed=1), "is_crash")
+    text = "\n".join(
+        json.dumps({"version_key": VERSION_KEY, "session": session}, ensure_ascii=False) for session in (titled, bad)
+    )
+
+    with pytest.raises(SessionsFileError, match=r"^line 2: 'session' is missing the required field 'is_crash'"):
+        parse_sessions(text)
+    (entry,) = parse_sessions(text.split("\n")[0])
+    assert entry.session["device_metadata"]["model"] == "crash\u2028in\u2029checkout"
