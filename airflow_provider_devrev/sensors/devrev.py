@@ -151,6 +151,16 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         first = self._first_check(context)
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
+        if time.time() - started > self.timeout:
+            # Poke mode's loop reads the clock after each check and, past the timeout, neither waits nor checks
+            # again: a first check that took longer than the whole timeout ends the wait here too.
+            message = (
+                f"Sensor has timed out; run duration of {time.time() - started} seconds exceeds "
+                f"the specified timeout of {self.timeout}."
+            )
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
         # The trigger's first poll comes when poke mode's second check would: Airflow's interval after
         # check 1 (exponential_backoff included), or a longer Retry-After.
         delay = self._get_next_poke_interval(started, lambda: time.time() - started, 1)

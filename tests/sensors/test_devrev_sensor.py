@@ -202,3 +202,19 @@ def test_a_skip_a_subclass_chains_to_a_timeout_of_its_own_stays_a_skip(never_fai
     # Airflow 3.3's resume_execution may re-raise it as never_fail's own skip: a skip all the same.
     with pytest.raises(AirflowSkipException):
         resumed.resume_execution("execute_complete", {"event": {}}, {})
+
+
+@pytest.mark.parametrize(
+    ("options", "raised"), [({}, AirflowSensorTimeout), ({"soft_fail": True}, AirflowSkipException)]
+)
+def test_a_first_check_that_ends_past_the_deadline_ends_the_wait_as_poke_modes_loop_does(
+    devrev_simulator, options, raised
+):
+    """Poke mode's loop reads the clock after each check: past the timeout it waits no more, checks no more."""
+    devrev_simulator.add_fault("slow", delay=0.5)
+    task = sensor("not-yet", deferrable=True, poke_interval=1, timeout=0.2, **options)
+
+    with pytest.raises(raised, match="timed out"):
+        task.execute({})
+
+    assert len(devrev_simulator.requests) == 1
