@@ -4,7 +4,7 @@ top-level key's value picked out on the way.
 
 :class:`JsonScanner` is a state machine over the bytes as they arrive. What it keeps is the nesting (one byte
 per open array or object, at most :data:`MAX_DEPTH` of them), where it is inside the current token (a string's
-escape, a number's part, a literal's remaining letters) and at most a few hundred bytes of the picked value:
+escape, a number's part, a literal's remaining letters) and at most 1 KiB of the picked value and of a top-level key:
 never a token's content, so a 100 MB string costs what a short one does. It is fast enough in pure Python
 because it seldom steps byte by byte: compiled regular expressions skip a string's plain bytes and escapes,
 and whole runs of flat values (scalars, and arrays or objects of scalars) inside a container, at C speed.
@@ -156,7 +156,9 @@ class JsonScanner:
             pos = _SKIP_WS.match(data, pos).end()  # type: ignore[union-attr]
             if pos == end:
                 break
-            if state <= _KEY_OR_END and self._stack:
+            # A run's values may nest three levels below the open container, uncounted: near the cap the
+            # state machine takes them, one level at a time, so the cap holds however the body was cut.
+            if state <= _KEY_OR_END and 0 < len(self._stack) <= MAX_DEPTH - 3:
                 ran = self._run(data, pos, state)
                 if ran > pos:
                     pos = ran

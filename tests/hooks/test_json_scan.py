@@ -261,6 +261,26 @@ def test_nesting_is_bounded():
         scan([b"[" * (MAX_DEPTH + 1)])
 
 
+def verdict(chunks: list[bytes]) -> str:
+    try:
+        scan(chunks)
+    except JsonError as err:
+        return "nested deeper" if "nested deeper" in str(err) else str(err)
+    return "accepted"
+
+
+@pytest.mark.parametrize("inner", [b"[1]", b"[[1]]", b"[[[1]]]", b'{"k":[[1]]}'])
+@pytest.mark.parametrize("outer", [MAX_DEPTH - 3, MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH])
+def test_the_nesting_cap_holds_however_the_body_is_cut(outer, inner):
+    """The runs skipped by regex count their levels too: a body is refused at the cap fed whole or a byte at a time."""
+    body = b"[" * outer + inner + b"]" * outer
+    depth = outer + inner.count(b"[") + inner.count(b"{")
+    expected = "accepted" if depth <= MAX_DEPTH else "nested deeper"
+    assert verdict([body]) == expected
+    assert verdict([body[i : i + 1] for i in range(len(body))]) == expected
+    assert verdict([body[: outer + 1], body[outer + 1 :]]) == expected
+
+
 def test_a_long_string_costs_the_scanner_no_memory():
     # 20 MB of log with escapes all through it, in 64 KiB chunks made on the fly: the scanner's allocations
     # at their peak (the chunk's UTF-8 check included) stay far below one chunk's worth of the string.
