@@ -3,7 +3,7 @@ Reading a recording as it arrives: its JSON is checked, and its kind read, witho
 
 A streaming scanner (:mod:`~airflow_provider_devrev.hooks._json_scan`) checks the chunks as they pass on
 their way to storage, so a body that is not the complete JSON object the contract promises (cut, or garbled
-by a proxy) is caught before anything is published. Its state is the nesting and a few hundred bytes of the
+by a proxy) is caught before anything is published. Its state is the nesting and at most 1 KiB of the
 top-level ``recording`` value, never a token whole: the memory is the same for any size or shape of recording
 (one 100 MB string, a million tiny events).
 """

@@ -159,5 +159,5 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
                 "file:///data/devrev/{{ ds }}/{{ run_id }}-{{ ti.map_index }}.json",
             ) from None
         recording: dict[str, Any] = json.loads(body)
-        self.log.info("Fetched %s of session %s (%s, %d bytes)", which, self.session_id, streamed.recording, len(body))
+        self.log.info("Fetched %s of session %s (%r, %d bytes)", which, self.session_id, streamed.recording, len(body))
         return recording
