@@ -79,6 +79,15 @@ def scan(chunks: list[bytes]) -> JsonScanner:
     return scanner
 
 
+def accepts(chunks: list[bytes]) -> bool:
+    """Whether the scanner takes ``chunks`` as one whole document."""
+    try:
+        scan(chunks)
+    except JsonError:
+        return False
+    return True
+
+
 def json_loads_accepts(body: bytes) -> bool:
     """The reference: ``json.loads`` of the body's strict UTF-8 text, NaN and the infinities refused."""
 
@@ -184,13 +193,7 @@ def test_a_soup_of_json_characters_is_judged_as_json_loads_judges_it(soup, conte
     expected = json_loads_accepts(body)
 
     for chunks in ([body], [body[i : i + 1] for i in range(len(body))]):
-        try:
-            scan(chunks)
-        except JsonError:
-            accepted = False
-        else:
-            accepted = True
-        assert accepted == expected, (len(chunks), body)
+        assert accepts(chunks) == expected, (len(chunks), body)
 
 
 @pytest.mark.parametrize(
@@ -211,13 +214,7 @@ def test_every_short_token_is_judged_as_json_loads_judges_it(alphabet, longest, 
             body = template.format("".join(letters)).encode()
             expected = json_loads_accepts(body)
             for chunks in ([body], [body[i : i + 1] for i in range(len(body))]):
-                try:
-                    scan(chunks)
-                except JsonError:
-                    accepted = False
-                else:
-                    accepted = True
-                assert accepted == expected, (len(chunks), body)
+                assert accepts(chunks) == expected, (len(chunks), body)
 
 
 @pytest.mark.parametrize(
