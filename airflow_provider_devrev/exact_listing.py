@@ -26,6 +26,7 @@ range whose page ended on an instant shared past its end.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -144,8 +145,8 @@ class ExactListing:
                 status_code=200,
             )
         times = [moment for moment, _ in placed]
-        ascending = all(a <= b for a, b in zip(times, times[1:], strict=False))
-        descending = all(a >= b for a, b in zip(times, times[1:], strict=False))
+        ascending = all(a <= b for a, b in itertools.pairwise(times))
+        descending = all(a >= b for a, b in itertools.pairwise(times))
         if not (ascending or descending):
             raise DevRevUnexpectedResponseError(
                 f"{request.describe()} answered a page not in created_at order; an exact listing needs one",

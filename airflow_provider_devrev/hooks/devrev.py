@@ -18,6 +18,7 @@ from airflow_provider_devrev.contract import (
     get_session_request,
     recording_kind,
 )
+from airflow_provider_devrev.exact_listing import ExactListing
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
 from airflow_provider_devrev.hooks import _sync_transport
 from airflow_provider_devrev.hooks._credentials import ConnectionReader, lookups_started
@@ -25,7 +26,6 @@ from airflow_provider_devrev.hooks._streaming import StreamedRecording as Stream
 from airflow_provider_devrev.hooks._streaming import stream_checked
 from airflow_provider_devrev.hooks._sync_transport import MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY_BYTES
 from airflow_provider_devrev.hooks._sync_transport import STREAM_CHUNK_BYTES as STREAM_CHUNK_BYTES
-from airflow_provider_devrev.exact_listing import ExactListing
 from airflow_provider_devrev.listing import SessionQuery, parse_page, session_query
 
 if TYPE_CHECKING:

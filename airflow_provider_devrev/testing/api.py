@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, PLATFORMS
 from airflow_provider_devrev.testing.filters import build_filter, created_range
+from airflow_provider_devrev.testing.paging import CursorError, ListingStyle, SortSpec, decode_cursor, encode_cursor
 from airflow_provider_devrev.testing.protocol import (
     ApiError,
     Params,
@@ -19,7 +20,6 @@ from airflow_provider_devrev.testing.protocol import (
     json_reply,
     not_found,
 )
-from airflow_provider_devrev.testing.paging import CursorError, ListingStyle, SortSpec, decode_cursor, encode_cursor
 from airflow_provider_devrev.testing.recordings import developer_info, recording_chunks
 from airflow_provider_devrev.testing.store import DEFAULT_SORT, SORT_FIELDS, SessionStore
 

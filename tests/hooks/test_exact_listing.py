@@ -140,7 +140,9 @@ def test_more_sessions_at_one_instant_than_a_page_are_listed_or_the_listing_fail
 
     if sim.cursor_mode == "keyset_no_tiebreak":
         # The cursor can get past a page of them only by skipping the rest: fail, saying where and how many.
-        with pytest.raises(DevRevUnexpectedResponseError, match=r"5 or more sessions share created_at 2025-03-01T03:00:00"):
+        with pytest.raises(
+            DevRevUnexpectedResponseError, match=r"5 or more sessions share created_at 2025-03-01T03:00:00"
+        ):
             listed(vk, page_size=5, use_async=use_async)
         return
     got = listed(vk, page_size=5, use_async=use_async)
@@ -198,13 +200,17 @@ def test_every_session_present_throughout_is_listed_once_and_no_other_twice(unki
     inserted: list[str] = []
     for n, (page, slot) in enumerate(scenario["inserts"]):
         inserted.append(f"n{n:03d}")
-        at.setdefault(page, []).append(lambda sid=inserted[-1], slot=slot: add(sim, sid, T0 + timedelta(seconds=slot), vk))
+        at.setdefault(page, []).append(
+            lambda sid=inserted[-1], slot=slot: add(sim, sid, T0 + timedelta(seconds=slot), vk)
+        )
     deleted: set[str] = set()
     for page, pick in scenario["deletes"]:
         if initial:
             victim = initial[pick % len(initial)]
             deleted.add(victim)
-            at.setdefault(page, []).append(lambda victim=victim: sim.remove_session(victim) if victim in present() else None)
+            at.setdefault(page, []).append(
+                lambda victim=victim: sim.remove_session(victim) if victim in present() else None
+            )
 
     def present() -> set[str]:
         return {s["session_id"] for s in sim.sessions}

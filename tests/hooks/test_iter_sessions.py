@@ -193,7 +193,8 @@ def test_plain_listing_gets_every_page_from_where_the_previous_ended(sim, hook):
     assert [str(field_of(r, "limit")) for r in requests_made] == ["7"] * 4
     assert all((field_of(r, "platform"), field_of(r, "version_key")) == ("android", VK) for r in requests_made)
     assert [field_of(r, "created_at") for r in requests_made[1:]] == [
-        {"type": "range", "after": format_timestamp(created_at_of(got[index]))} for index in (6, 12, 18)  # type: ignore[arg-type]
+        {"type": "range", "after": format_timestamp(created_at_of(got[index]))}
+        for index in (6, 12, 18)  # type: ignore[arg-type]
     ]
     assert all(field_of(r, "cursor") is None for r in requests_made)
 
@@ -555,7 +556,7 @@ def test_a_server_that_always_promises_more_ends_the_listing_with_an_error(sim, 
     for number in range(25):  # more than one page of 10
         sim.add_session(sim.make_session("mobile", session_id=f"s{number}"), version_key=VK)
 
-    with pytest.raises(DevRevUnexpectedResponseError, match="already given|does not get past them"):
+    with pytest.raises(DevRevUnexpectedResponseError, match=r"already given|does not get past them"):
         list(hook.iter_sessions("android", VK))
     # Three ranges of 10 (each repeating the last session of the one before), then the last instant alone
     # and the page its cursor leads to, which brings nothing new.
