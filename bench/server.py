@@ -16,8 +16,9 @@ What it answers, contract-shaped (``airflow_provider_devrev/testing/contract/ope
   exists from the start.
 - ``GET`` or ``POST /observability.sessions.list`` (for the export benchmark): the first ``limit`` (default 100)
   of the listing's sessions after ``cursor``, as ``{"sessions": [...], "next_cursor": ...}``. The listing is the
-  same N sessions whatever the filters (the export's filters match them all), with the ids and ``created_at``
-  of :mod:`bench.simulator_host`'s seed; N is set through the control port (``list N``; 0 at start). The
+  same N sessions whatever the filters (the export's filters match them all) but the ``created_at`` range
+  (inclusive; the exact listing asks each page by it), with the ids and ``created_at`` of
+  :mod:`bench.simulator_host`'s seed; N is set through the control port (``list N``; 0 at start). The
   pages are cut from JSON encoded once, so a page costs the server a ``bytes.join``.
 - ``GET /dev-users.self``: 200 ``{"dev_user": {...}}``.
 - A missing or wrong ``Authorization: Bearer <token>``: 401 ``{"type": "unauthenticated"}``.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import math
 import resource
@@ -42,6 +44,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -148,15 +151,18 @@ class Api:
         self.stats = stats
         self.clock_offset = 0.0
         self.epoch = math.inf
-        #: The listing's sessions, each already JSON-encoded.
+        #: The listing's sessions, each already JSON-encoded, and their created_at (ascending) as timestamps.
         self.listing: list[bytes] = []
+        self.times: list[float] = []
 
     def set_listing(self, size: int) -> None:
         """Make the listing ``size`` sessions long (the seed of :mod:`bench.simulator_host`)."""
         from bench.simulator_host import seeded_created_at, session_id
 
         self.listing = []
+        self.times = []
         for index in range(size):
+            self.times.append(_timestamp(seeded_created_at(index)))
             session = dict(SESSION_TEMPLATE, session_id=session_id(index), created_at=seeded_created_at(index))
             self.listing.append(json.dumps(session, separators=(",", ":")).encode())
 
@@ -197,13 +203,20 @@ class Api:
         try:
             limit = int(params.get("limit") or DEFAULT_LIST_LIMIT)
             cursor = str(params.get("cursor") or "o0")
-            start = int(cursor.removeprefix("o"))
+            low, high = 0, len(self.listing)
+            created = params.get("created_at")
+            if isinstance(created, dict):
+                if created.get("after"):
+                    low = bisect.bisect_left(self.times, _timestamp(created["after"]))
+                if created.get("before"):
+                    high = bisect.bisect_right(self.times, _timestamp(created["before"]))
+            start = low + int(cursor.removeprefix("o"))
         except (TypeError, ValueError):
             return self._count(400, _BAD_REQUEST)
-        end = min(start + limit, len(self.listing))
+        end = min(start + limit, high)
         body = b'{"sessions":[' + b",".join(self.listing[start:end]) + b"]"
-        if end < len(self.listing):
-            body += b',"next_cursor":"o%d"' % end
+        if end < high:
+            body += b',"next_cursor":"o%d"' % (end - low)
         return self._count(200, response(200, body + b"}"))
 
     def _count(self, status: int, payload: bytes) -> bytes:
@@ -350,3 +363,7 @@ def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 if __name__ == "__main__":
     main()
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

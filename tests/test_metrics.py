@@ -194,9 +194,10 @@ def test_the_hooks_export_logs_progress_not_a_line_per_page(devrev_simulator, mo
 
     assert len(list(hook.iter_sessions("android", VERSION, created_after=DAY))) == 10
 
-    # 5 pages of 2 over 50 s: one line, at the first page 30 s after the start, not one per page.
-    assert len(lines.lines) == 1
-    assert lines.lines[0].startswith("Listing android sessions: 3 pages, 6 sessions so far in 30 s")
+    # 9 pages of 2 (each after the first repeats the session the one before ended on) over 90 s: a line every
+    # 30 s, not one per page.
+    assert len(lines.lines) == 3
+    assert lines.lines[0].startswith("Listing android sessions: 3 pages, 4 sessions so far in 30 s")
 
 
 def test_with_every_metrics_switch_off_nothing_reaches_airflows_metrics_object(monkeypatch):

@@ -18,6 +18,7 @@ from airflow_provider_devrev.contract import (
     get_session_request,
     recording_kind,
 )
+from airflow_provider_devrev.exact_listing import ExactListing
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
 from airflow_provider_devrev.hooks import _sync_transport
 from airflow_provider_devrev.hooks._credentials import ConnectionReader, lookups_started
@@ -25,7 +26,7 @@ from airflow_provider_devrev.hooks._streaming import StreamedRecording as Stream
 from airflow_provider_devrev.hooks._streaming import stream_checked
 from airflow_provider_devrev.hooks._sync_transport import MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY_BYTES
 from airflow_provider_devrev.hooks._sync_transport import STREAM_CHUNK_BYTES as STREAM_CHUNK_BYTES
-from airflow_provider_devrev.listing import CursorTrail, SessionQuery, parse_page, session_query
+from airflow_provider_devrev.listing import SessionQuery, parse_page, session_query
 
 if TYPE_CHECKING:
     import requests
@@ -251,13 +252,15 @@ class DevRevHook(ConnectionReader):
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
-        Every session that matches, page after page of ``observability.sessions.list``, following
-        ``next_cursor`` to the end.
+        Every session that matches, each once, page after page of ``observability.sessions.list``.
 
-        A generator: one page is held at a time, so memory stays flat however many sessions match. Each page
-        request has the hook's timeouts and retries; a retried page (after a 429, say) is asked for again with
-        the same cursor, so no session is skipped or repeated. All arguments are checked before the first
-        request. With filters or dates the contract's POST form is used, otherwise GET.
+        Exact whatever DevRev's cursor is (see :mod:`airflow_provider_devrev.exact_listing`): pages are asked
+        for by ``created_at`` range, so a session present for the whole listing is yielded exactly once and one
+        added or removed during it at most once. A generator: one page is held at a time, plus the ids at the
+        range's ends, so memory stays flat however many sessions match. Each page request has the hook's
+        timeouts and retries; a retried page (after a 429, say) is asked for again as it was. All arguments
+        are checked before the first request. The first page is asked for with the contract's GET form when
+        there are no filters or dates, every later one with the POST form (the only one with a range).
 
         :param platform: ``android``, ``ios`` or ``web``.
         :param version_key: The app version key.
@@ -288,32 +291,23 @@ class DevRevHook(ConnectionReader):
         # Separate from iter_sessions so that bad arguments raise when it is called, not at the first next().
         from airflow_provider_devrev.progress import Progress
 
-        cursors = CursorTrail()
+        listing = ExactListing(query)
         progress = Progress(self.log, f"Listing {query.platform} sessions")
-        while True:
-            request = query.page_request(cursors.current)
-            page = parse_page(request, self.call(request))
-            kept = [session for session in page.sessions if query.in_interval(session)]
+        while (request := listing.next_request()) is not None:
+            kept = listing.receive(request, parse_page(request, self.call(request)))
             progress.add(pages=1, sessions=len(kept))
             yield from kept
-            if not cursors.advance(request, page.next_cursor):
-                return
 
     async def aiter_sessions(self, query: SessionQuery) -> AsyncIterator[dict[str, Any]]:
         """:meth:`iter_sessions` without blocking the event loop, for a query built with ``session_query``."""
         from airflow_provider_devrev.hooks._async_transport import shared_session
 
-        cursors = CursorTrail()
+        listing = ExactListing(query)
         # Held across the pages, so they reuse one warm connection even when nothing else holds the pool.
         async with shared_session():
-            while True:
-                request = query.page_request(cursors.current)
-                page = parse_page(request, await self.acall(request))
-                for session in page.sessions:
-                    if query.in_interval(session):
-                        yield session
-                if not cursors.advance(request, page.next_cursor):
-                    return
+            while (request := listing.next_request()) is not None:
+                for session in listing.receive(request, parse_page(request, await self.acall(request))):
+                    yield session
 
     def get_sessions(
         self,

@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--page-size", type=int, default=50, help="default list page size (default 50)")
     parser.add_argument("--empty", action="store_true", help="start without the seeded data set")
     parser.add_argument(
+        "--cursor",
+        choices=("keyset", "keyset_no_tiebreak", "offset"),
+        default="keyset",
+        help="how list cursors remember a position (default keyset: stable; the others are unkind on purpose)",
+    )
+    parser.add_argument(
+        "--order", choices=("asc", "desc"), default="asc", help="created_at order of a list without sort_by"
+    )
+    parser.add_argument("--ignore-sort-by", action="store_true", help="disregard the sort_by of list requests")
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a throw-away CA (needs trustme); the connection's ca_bundle names its file",
@@ -88,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             page_size=args.page_size,
             seed_data=not args.empty,
             tls=args.tls,
+            cursor_mode=args.cursor,
+            order=args.order,
+            ignore_sort_by=args.ignore_sort_by,
         )
         _add(simulator, from_file)
         simulator.start()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, PLATFORMS
 from airflow_provider_devrev.testing.filters import build_filter, created_range
+from airflow_provider_devrev.testing.paging import CursorError, ListingStyle, SortSpec, decode_cursor, encode_cursor
 from airflow_provider_devrev.testing.protocol import (
     ApiError,
     Params,
@@ -20,15 +21,7 @@ from airflow_provider_devrev.testing.protocol import (
     not_found,
 )
 from airflow_provider_devrev.testing.recordings import developer_info, recording_chunks
-from airflow_provider_devrev.testing.store import (
-    DEFAULT_SORT,
-    SORT_FIELDS,
-    CursorError,
-    SessionStore,
-    SortSpec,
-    decode_cursor,
-    encode_cursor,
-)
+from airflow_provider_devrev.testing.store import DEFAULT_SORT, SORT_FIELDS, SessionStore
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -46,10 +39,10 @@ DEV_USER: dict[str, Any] = {
 }
 
 
-def parse_sort(items: list[str] | None) -> SortSpec:
+def parse_sort(items: list[str] | None, default: SortSpec = DEFAULT_SORT) -> SortSpec:
     """Parse ``sort_by`` items such as ``created_at`` or ``session_duration_ms:desc``."""
     if not items:
-        return DEFAULT_SORT
+        return default
     allowed = [f"{field}{suffix}" for field in SORT_FIELDS for suffix in ("", ":asc", ":desc")]
     spec: list[tuple[str, bool]] = []
     for item in items:
@@ -76,8 +69,11 @@ def sessions_get(params: Params, store: SessionStore, *, now: float) -> Reply:
     return json_reply(200, {"session": session})
 
 
-def sessions_list(params: Params, store: SessionStore, *, now: float, page_size: int) -> Reply:
+def sessions_list(
+    params: Params, store: SessionStore, *, now: float, page_size: int, style: ListingStyle | None = None
+) -> Reply:
     """``observability.sessions.list``; filters apply to POST bodies only, as in the contract."""
+    style = style or ListingStyle()
     kind = params.need_enum("type", SESSION_KINDS) if params.from_json else None
     platform = params.need_enum("platform", PLATFORMS)
     version_key = params.need_string("version_key")
@@ -93,14 +89,14 @@ def sessions_list(params: Params, store: SessionStore, *, now: float, page_size:
     cursor_text = params.string("cursor", allow_empty=True)
     limit = params.integer("limit", minimum=1) or page_size
     mode = params.enum("mode", LIST_MODES) or "after"
-    sort = parse_sort(params.string_list("sort_by"))
+    sort = style.default_sort if style.ignore_sort_by else parse_sort(params.string_list("sort_by"), style.default_sort)
     matches = build_filter(params, kind) if kind is not None else _match_all
     created = params.obj("created_at") if kind is not None else None
     created_from = created_range(created)[0] if created is not None else None
     cursor = None
     if cursor_text:
         try:
-            cursor = decode_cursor(cursor_text, sort)
+            cursor = decode_cursor(cursor_text, sort, style.cursor_mode)
         except CursorError as exc:
             raise bad_request("invalid_field", str(exc), field_name="cursor") from exc
     sessions, next_key, prev_key = store.page(
@@ -113,12 +109,13 @@ def sessions_list(params: Params, store: SessionStore, *, now: float, page_size:
         mode=mode,
         limit=limit,
         now=now,
+        cursor_mode=style.cursor_mode,
     )
     payload: dict[str, Any] = {"sessions": sessions}
     if next_key is not None:
-        payload["next_cursor"] = encode_cursor(next_key, sort)
+        payload["next_cursor"] = encode_cursor(next_key, sort, style.cursor_mode)
     if prev_key is not None:
-        payload["prev_cursor"] = encode_cursor(prev_key, sort)
+        payload["prev_cursor"] = encode_cursor(prev_key, sort, style.cursor_mode)
     return json_reply(200, payload)
 
 
@@ -210,6 +207,7 @@ def dispatch(
     page_size: int,
     seed: int = 0,
     inflated: Mapping[str, tuple[int, str]] | None = None,
+    style: ListingStyle | None = None,
 ) -> Reply:
     """Route an authenticated request and turn contract errors into replies.
 
@@ -221,6 +219,7 @@ def dispatch(
     :param store: the session store.
     :param now: the simulator clock's current value.
     :param page_size: the default list page size.
+    :param style: how lists are paged (cursor mode, default order, whether ``sort_by`` is heeded).
     :param seed: the simulator's seed, which (with the ids) determines every generated recording.
     :param inflated: session id -> the least size in bytes of its recordings and their shape (see
         ``inflate_recording``).
@@ -247,6 +246,6 @@ def dispatch(
             return sessions_data_get(params, store, now=now, seed=seed, inflated=inflated or {})
         if path == "/observability.sessions.developer-info.get":
             return sessions_developer_info_get(params, store, now=now, seed=seed)
-        return sessions_list(params, store, now=now, page_size=page_size)
+        return sessions_list(params, store, now=now, page_size=page_size, style=style)
     except ApiError as exc:
         return exc.reply()

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from airflow_provider_devrev.testing.api import dispatch
 from airflow_provider_devrev.testing.faults import FaultQueue, RateLimiter, fault_reply
+from airflow_provider_devrev.testing.paging import ListingStyle
 from airflow_provider_devrev.testing.protocol import Reply, json_reply
 from airflow_provider_devrev.testing.state import SimulatorState
 
@@ -119,9 +120,14 @@ class RequestHandling(SimulatorState):
         seed_data: bool,
         page_size: int,
         rate_limit: tuple[int, float] | None,
+        style: ListingStyle | None = None,
     ) -> None:
         super().__init__(seed=seed, clock=clock, seed_data=seed_data)
         self._page_size = page_size
+        self._style = style or ListingStyle()
+        # Called with the list page's number before each list request is answered (see on_page).
+        self._page_callbacks: list[Callable[[int], Any]] = []
+        self._list_requests = 0
         self._limiter = RateLimiter(*rate_limit, now=clock()) if rate_limit else None
         self._tokens_seen: list[str] = []
         self._token = ""
@@ -246,6 +252,13 @@ class RequestHandling(SimulatorState):
 
     def _normal(self, incoming: _Incoming) -> Reply:
         try:
+            if incoming.path == "/observability.sessions.list":
+                with self._lock:
+                    self._list_requests += 1
+                    number, callbacks = self._list_requests, list(self._page_callbacks)
+                # Outside the lock, as at_request's actions are: a callback may use the simulator's own methods.
+                for callback in callbacks:
+                    callback(number)
             with self._lock:
                 if not self._token_matches(incoming.authorization):
                     if any(self._token_matches(incoming.authorization, old) for old in self._retired):
@@ -268,6 +281,7 @@ class RequestHandling(SimulatorState):
                     page_size=self._page_size,
                     seed=self._seed,
                     inflated=self._inflated,
+                    style=self._style,
                 )
             return replace(reply, headers=reply.headers + headers)
         except Exception:

@@ -29,6 +29,7 @@ import airflow_provider_devrev.testing.transport as transport
 from airflow_provider_devrev.testing.data import DEFAULT_TOKEN, SEED_VERSION_KEYS
 from airflow_provider_devrev.testing.faults import make_fault
 from airflow_provider_devrev.testing.handling import RecordedRequest, RequestHandling, TransportView
+from airflow_provider_devrev.testing.paging import ListingStyle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,6 +66,13 @@ class DevRevSimulator(RequestHandling):
     :param rate_limit: ``(requests, per_seconds)`` per fixed window of ``clock``; over it, 429 with
         ``Retry-After``. When set, responses carry ``X-Ratelimit-Limit/-Remaining/-Reset``.
     :param seed_data: False starts with no sessions at all.
+    :param cursor_mode: how a list cursor remembers where its page ended: ``keyset`` (the sort key with the
+        ``session_id`` as tie-break: a total order, stable when sessions come and go), ``keyset_no_tiebreak``
+        (the sort key alone: sessions sharing a page's last ``created_at`` past the page are skipped) or
+        ``offset`` (a position: a session added or removed before it repeats or hides another). DevRev's own
+        cursor is not documented; the unkind modes are there so a client can be tested against each.
+    :param order: ``asc`` or ``desc``: the ``created_at`` order of a list that sends no ``sort_by``.
+    :param ignore_sort_by: disregard the ``sort_by`` of list requests (not even checked), as a server may.
     :param tls: serve HTTPS with a throw-away CA made for this simulator (needs ``trustme``, from the
         ``testing`` extra); :attr:`ca_file` is that CA's PEM file, and :meth:`connection_json` puts it in
         the connection's ``ca_bundle`` extra.
@@ -87,6 +95,9 @@ class DevRevSimulator(RequestHandling):
         seed_data: bool = True,
         tls: bool = False,
         tls_certificate: str = "valid",
+        cursor_mode: str = "keyset",
+        order: str = "asc",
+        ignore_sort_by: bool = False,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: the simulator binds loopback addresses only")
@@ -95,7 +106,13 @@ class DevRevSimulator(RequestHandling):
         if not isinstance(page_size, int) or page_size < 1:
             raise ValueError("page_size must be an int >= 1")
         super().__init__(
-            token=token, seed=seed, clock=clock, seed_data=seed_data, page_size=page_size, rate_limit=rate_limit
+            token=token,
+            seed=seed,
+            clock=clock,
+            seed_data=seed_data,
+            page_size=page_size,
+            rate_limit=rate_limit,
+            style=ListingStyle(cursor_mode, order, ignore_sort_by),
         )
         self._host = host
         self._port = port
@@ -272,6 +289,26 @@ class DevRevSimulator(RequestHandling):
             raise ValueError("number must be an int >= 1")
         with self._lock:
             self._request_actions.append((number, action))
+
+    def on_page(self, callback: Callable[[int], Any]) -> None:
+        """Call ``callback(number)`` before each list request is answered, ``number`` counting list requests
+        from 1: the way to add or remove sessions between the pages of a client's listing. It runs in the
+        request's handler thread, and may use the simulator's own methods (``add_session``, ``remove_session``).
+
+        :param callback: what to run, with the list request's number.
+        """
+        with self._lock:
+            self._page_callbacks.append(callback)
+
+    @property
+    def cursor_mode(self) -> str:
+        """``keyset``, ``keyset_no_tiebreak`` or ``offset`` (see the class docstring)."""
+        return self._style.cursor_mode
+
+    @property
+    def order(self) -> str:
+        """``asc`` or ``desc``: the order of a list without ``sort_by``."""
+        return self._style.order
 
     def revoke_token(self) -> None:
         """The current token gets 401 ``token_revoked`` until :meth:`set_token`."""

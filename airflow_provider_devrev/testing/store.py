@@ -3,35 +3,25 @@
 Not thread-safe on its own: :class:`~airflow_provider_devrev.testing.simulator.DevRevSimulator` calls it
 under its lock.
 
-Paging is keyset-based: a cursor encodes the sort key of the entry it stands after (or before), never
-server-side state, so memory stays flat however many cursors clients obtain or abandon, and a page stays
-correct when sessions are added between two page requests.
+A cursor encodes a position (a sort key, or an offset: see :mod:`~airflow_provider_devrev.testing.paging`),
+never server-side state, so memory stays flat however many cursors clients obtain or abandon.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import copy
-import heapq
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.data import MOBILE_PLATFORMS, parse_datetime
+from airflow_provider_devrev.testing.paging import SortKey, SortSpec, Token, select
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
 SORT_FIELDS = ("created_at", "session_duration_ms")
-SortSpec = tuple[tuple[str, bool], ...]  # (field, descending) in priority order; session_id breaks ties
-SortKey = tuple[Any, ...]
 DEFAULT_SORT: SortSpec = (("created_at", False),)
-
-
-class CursorError(ValueError):
-    """A cursor that this simulator did not issue, or issued for another sort order."""
 
 
 @dataclass
@@ -202,41 +192,32 @@ class SessionStore:
         platform: str,
         matches: Callable[[dict[str, Any], float], bool],
         sort: SortSpec,
-        cursor: SortKey | None,
+        cursor: Token | None,
         mode: str,
         limit: int,
         now: float,
         created_from: float | None = None,
-    ) -> tuple[list[dict[str, Any]], SortKey | None, SortKey | None]:
+        cursor_mode: str = "keyset",
+    ) -> tuple[list[dict[str, Any]], Token | None, Token | None]:
         """One page of a list request.
 
         :param mode: ``after`` (entries after ``cursor``, or from the start) or ``before`` (entries before
             ``cursor``, or from the end); either way the page is in ``sort`` order.
         :param created_from: the request's inclusive ``created_at`` lower bound, if any (``matches`` applies
             it too; this only skips the entries below it).
-        :returns: ``(sessions, next_key, prev_key)``; a key is None when nothing lies beyond that side.
+        :param cursor_mode: how ``cursor`` and the tokens returned remember a position (see
+            :mod:`~airflow_provider_devrev.testing.paging`).
+        :returns: ``(sessions, next_token, prev_token)``; a token is None when nothing lies beyond that side.
         """
         candidates = [
             (entry.sort_key(sort), entry)
             for entry in self._scope_from((version_key, platform), created_from)
             if entry.visible(now) and matches(entry.session, entry.created_ts)
         ]
-        if mode == "before":
-            pool = candidates if cursor is None else [item for item in candidates if item[0] < cursor]
-            chosen = heapq.nlargest(limit + 1, pool, key=lambda item: item[0])
-            more_before = len(chosen) > limit
-            chosen = chosen[:limit][::-1]
-            more_after = len(pool) < len(candidates)
-        else:
-            pool = candidates if cursor is None else [item for item in candidates if item[0] > cursor]
-            chosen = heapq.nsmallest(limit + 1, pool, key=lambda item: item[0])
-            more_after = len(chosen) > limit
-            chosen = chosen[:limit]
-            more_before = len(pool) < len(candidates)
-        sessions = [copy.deepcopy(entry.session) for _, entry in chosen]
-        next_key = chosen[-1][0] if chosen and more_after else None
-        prev_key = chosen[0][0] if chosen and more_before else None
-        return sessions, next_key, prev_key
+        chosen, next_token, prev_token = select(
+            candidates, cursor=cursor, mode=mode, limit=limit, cursor_mode=cursor_mode
+        )
+        return [copy.deepcopy(entry.session) for entry in chosen], next_token, prev_token
 
     def _scope_from(self, scope: tuple[str, str], created_from: float | None) -> list[Entry]:
         entries = self._by_scope.get(scope, {})
@@ -248,34 +229,3 @@ class SessionStore:
             index = self._by_created[scope] = ([entry.created_ts for entry in ordered], ordered)
         times, ordered = index
         return ordered[bisect.bisect_left(times, created_from) :]
-
-
-def sort_spec_text(sort: SortSpec) -> str:
-    return ",".join(f"{field}:{'desc' if descending else 'asc'}" for field, descending in sort)
-
-
-def encode_cursor(key: SortKey, sort: SortSpec) -> str:
-    """An opaque cursor for ``key``; it carries the sort order so a mismatched reuse is detected."""
-    raw = json.dumps({"s": sort_spec_text(sort), "k": list(key)}, separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: SortSpec) -> SortKey:
-    """Inverse of :func:`encode_cursor`.
-
-    :raises CursorError: when the cursor is malformed or was issued for another sort order.
-    """
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError) as exc:
-        raise CursorError("cursor is not one this server issued") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("k"), list):
-        raise CursorError("cursor is not one this server issued")
-    if payload.get("s") != sort_spec_text(sort):
-        raise CursorError("cursor was issued for a different sort_by")
-    key: Sequence[Any] = payload["k"]
-    numbers_ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in key[:-1])
-    if len(key) != len(sort) + 1 or not numbers_ok or not isinstance(key[-1], str):
-        raise CursorError("cursor is not one this server issued")
-    return tuple(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import math
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from airflow_provider_devrev.exceptions import (
     DevRevUnexpectedResponseError,
 )
 from airflow_provider_devrev.hooks.devrev import DevRevHook
-from airflow_provider_devrev.listing import session_query
+from airflow_provider_devrev.listing import created_at_of, format_timestamp, session_query
 from airflow_provider_devrev.testing import DevRevSimulator
 from tests.fakes import FakeSleep
 
@@ -88,10 +89,14 @@ def ids(sessions: list[dict[str, Any]]) -> list[str]:
     return [session["session_id"] for session in sessions]
 
 
+def field_of(request: Any, name: str) -> Any:
+    return request.query.get(name) if request.method == "GET" else request.body.get(name)
+
+
 def cursor_of(request: Any) -> str | None:
-    if request.method == "GET":
-        return request.query.get("cursor")
-    return request.body.get("cursor")
+    """Where a page starts: the exact listing asks by created_at range (and follows a cursor only inside one
+    instant), so a page's position is its cursor and its range together."""
+    return json.dumps([field_of(request, "cursor"), field_of(request, "created_at")])
 
 
 def list_requests(sim: DevRevSimulator) -> list[Any]:
@@ -152,12 +157,15 @@ def test_pages_through_thousands_once_each_in_order_with_flat_memory(monkeypatch
     assert (held_small, held_big) == (small, big)
     assert peak_big / peak_small < 1.5, (peak_small, peak_big)
     assert held_peak_big / held_peak_small > 3, (held_peak_small, held_peak_big)
-    big_pages = [r for r in made if r.query.get("version_key") == "big@1"][: big // 100]
-    assert [(r.method, r.status) for r in big_pages] == [("GET", 200)] * (big // 100)
-    cursors = [cursor_of(r) for r in big_pages]
-    assert cursors[0] is None
-    assert len(set(cursors)) == len(cursors)  # every page asked for once, each with a new cursor
-    assert all("limit" not in r.query for r in big_pages)  # no page_size given: the server's default
+    big_pages = [r for r in made if field_of(r, "version_key") == "big@1"]
+    big_pages = big_pages[: len(big_pages) // 2]  # consume's listing, not hold_all's
+    # Each later page starts at the instant the one before ended on, so it repeats that instant's sessions
+    # (here at most 3 of 100): a page and a little more per hundred sessions.
+    assert big // 100 < len(big_pages) <= math.ceil(big / 97)
+    assert [(r.method, r.status) for r in big_pages] == [("GET", 200)] + [("POST", 200)] * (len(big_pages) - 1)
+    positions = [cursor_of(r) for r in big_pages]
+    assert len(set(positions)) == len(positions)  # every page asked for once, each from a new position
+    assert all(field_of(r, "limit") is None for r in big_pages)  # no page_size given: the server's default
 
 
 def traced_peak(run: Callable[[], int]) -> tuple[int, int]:
@@ -170,7 +178,7 @@ def traced_peak(run: Callable[[], int]) -> tuple[int, int]:
         tracemalloc.stop()
 
 
-def test_plain_listing_gets_every_page_with_the_previous_cursor(sim, hook):
+def test_plain_listing_gets_every_page_from_where_the_previous_ended(sim, hook):
     sessions = add_at(sim, [T0 + timedelta(seconds=i) for i in range(25)])
     add_at(sim, [T0] * 3, platform="ios")  # same version key, other platform
     add_at(sim, [T0] * 3, version_key="other@1")
@@ -179,12 +187,16 @@ def test_plain_listing_gets_every_page_with_the_previous_cursor(sim, hook):
 
     assert got == in_sim_order(sim, sessions)
     requests_made = list_requests(sim)
-    assert [r.method for r in requests_made] == ["GET"] * 4
-    assert [r.query["limit"] for r in requests_made] == ["7"] * 4
-    assert all((r.query["platform"], r.query["version_key"]) == ("android", VK) for r in requests_made)
-    assert cursor_of(requests_made[0]) is None
-    assert all(cursor_of(r) for r in requests_made[1:])
-    assert len({cursor_of(r) for r in requests_made}) == 4
+    # The first page in the plain GET form; each later one (POST: only it has a range) from the instant the
+    # page before ended on, whose session it repeats and the hook does not yield again.
+    assert [r.method for r in requests_made] == ["GET"] + ["POST"] * 3
+    assert [str(field_of(r, "limit")) for r in requests_made] == ["7"] * 4
+    assert all((field_of(r, "platform"), field_of(r, "version_key")) == ("android", VK) for r in requests_made)
+    assert [field_of(r, "created_at") for r in requests_made[1:]] == [
+        {"type": "range", "after": format_timestamp(created_at_of(got[index]))}
+        for index in (6, 12, 18)  # type: ignore[arg-type]
+    ]
+    assert all(field_of(r, "cursor") is None for r in requests_made)
 
 
 def test_empty_listing_is_one_request(sim, hook):
@@ -261,10 +273,15 @@ def test_filters_and_dates_post_the_right_body(sim, hook, kind):
     }
     assert made[0].body == first_body
     assert made[0].query == {}
+    starts = []
     for request in made[1:]:
-        assert request.body == {**first_body, "cursor": request.body["cursor"]}
+        created_at = {**first_body["created_at"], "after": request.body["created_at"]["after"]}  # type: ignore[dict-item]
+        assert request.body == {**first_body, "created_at": created_at}
+        starts.append(request.body["created_at"]["after"])
+    assert starts == sorted(set(starts))  # each page starts later than the one before
     # DevRev's range is inclusive: the server sends the session at created_before too (and the hook drops it).
-    assert len(made) == math.ceil((len(expected) + 1) / 4)
+    # The first page brings 4, each later one 3 and the session the one before ended on.
+    assert len(made) == 1 + math.ceil((len(expected) + 1 - 4) / 3)
     assert all(r.status == 200 for r in made)
 
 
@@ -357,7 +374,7 @@ def test_rate_limit_mid_pagination_retries_the_same_cursor(sim, hook, sleep, for
     assert got == in_sim_order(sim, sessions)  # nothing skipped, nothing repeated
     made = list_requests(sim)
     assert [r.status for r in made] == [200, 200, 429, 200, 200]
-    assert {r.method for r in made} == {form}
+    assert [r.method for r in made] == [form] + ["POST"] * 4
     assert made[2].fault == "rate_limit"
     assert cursor_of(made[2]) is not None
     assert cursor_of(made[3]) == cursor_of(made[2])  # the retry asks for the same page
@@ -522,7 +539,7 @@ def test_aiter_sessions_retries_a_rate_limited_page_with_the_same_cursor(sim, sl
     assert sleep.waits == [3.0]
 
 
-def test_a_cursor_handed_out_twice_ends_the_listing_with_an_error(sim, hook, monkeypatch):
+def test_a_server_that_always_promises_more_ends_the_listing_with_an_error(sim, hook, monkeypatch):
     """A server bug that would otherwise page forever, with flat memory and no error."""
     from airflow_provider_devrev import listing
 
@@ -539,6 +556,8 @@ def test_a_cursor_handed_out_twice_ends_the_listing_with_an_error(sim, hook, mon
     for number in range(25):  # more than one page of 10
         sim.add_session(sim.make_session("mobile", session_id=f"s{number}"), version_key=VK)
 
-    with pytest.raises(DevRevUnexpectedResponseError, match="already given"):
+    with pytest.raises(DevRevUnexpectedResponseError, match=r"already given|does not get past them"):
         list(hook.iter_sessions("android", VK))
-    assert len(sim.requests_for(path=LIST)) == 2
+    # Three ranges of 10 (each repeating the last session of the one before), then the last instant alone
+    # and the page its cursor leads to, which brings nothing new.
+    assert len(sim.requests_for(path=LIST)) <= 6

@@ -257,7 +257,9 @@ def test_iter_sessions_pages_through_the_proxy_over_tls(https_sim, proxy, monkey
     hook.close()
 
     assert sorted(s["session_id"] for s in listed) == sorted(s["session_id"] for s in sessions)
-    assert len(https_sim.requests) == 3
+    # Pages of 2, each after the first repeating the instant the one before ended on: 4, or up to 6 when the
+    # sessions (made in the same few milliseconds) share an instant, which is then listed by itself.
+    assert 4 <= len(https_sim.requests) <= 6
     # One keep-alive tunnel serves every page.
     assert proxy.connects() == [f"127.0.0.1:{https_sim.port}"]
 

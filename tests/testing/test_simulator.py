@@ -639,7 +639,10 @@ def test_paging_through_a_thousand_sessions() -> None:
             assert len(default_page.json()["sessions"]) == 7
 
 
-def test_paging_backwards_and_stability_under_inserts(sim: DevRevSimulator) -> None:
+def test_paging_backwards_and_the_keyset_modes_stability_under_inserts(sim: DevRevSimulator) -> None:
+    """The simulator's default ``keyset`` mode is stable under inserts; DevRev's cursor is not known to be, and
+    the other modes are not (tests/testing/test_simulator_cursor_modes.py)."""
+    assert sim.cursor_mode == "keyset"
     params = {"platform": "web", "version_key": SEED_WEB_VERSION_KEY}
     everything = [s["session_id"] for s in get(sim, LIST, **params, limit=100).json()["sessions"]]
     last = get(sim, LIST, **params, limit=3, mode="before").json()
@@ -648,7 +651,7 @@ def test_paging_backwards_and_stability_under_inserts(sim: DevRevSimulator) -> N
     earlier = get(sim, LIST, **params, limit=3, mode="before", cursor=last["prev_cursor"]).json()
     assert [s["session_id"] for s in earlier["sessions"]] == everything[-6:-3]
     first = get(sim, LIST, **params, limit=4).json()
-    # A session created before the cursor position must not shift the next page.
+    # In keyset mode, a session created before the cursor position does not shift the next page.
     sim.add_session(sim.make_session("web", created_at="2000-01-01T00:00:00.000Z"), version_key=SEED_WEB_VERSION_KEY)
     second = get(sim, LIST, **params, limit=4, cursor=first["next_cursor"]).json()
     assert [s["session_id"] for s in second["sessions"]] == everything[4:8]
