@@ -101,7 +101,8 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
     follows ``[operators] default_deferrable``) defers on Airflow's date-time trigger and frees its worker
     slot; otherwise it is rescheduled for that moment, as a sensor in reschedule mode is. Once that moment
     has passed (a backfill, a rerun) it lists at once. A session uploaded later than ``settle`` after its
-    interval ended is in no file: raise ``settle`` if your users' uploads come later.
+    interval ended is in no file: raise ``settle`` if your users' uploads come later, or list the interval
+    again later with :class:`~airflow_provider_devrev.operators.sweep.SweepLateSessionsOperator`.
 
     Where the result goes:
 
@@ -115,10 +116,11 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
       file, but never with fewer sessions than it holds: such a rerun (DevRev's retention removed some) fails,
       giving both counts, and leaves the file as it is, unless ``allow_shrink=True``. Sessions a
       :class:`~airflow_provider_devrev.operators.sweep.SweepLateSessionsOperator` put in a ``.late-<n>`` file
-      beside it are left out of a rerun's file, so each session stays in one file. Readers never see half an export and a failed run leaves none: on S3 the object is written in
-      place inside the filesystem's transaction (uploaded once, completed on success, discarded on error);
-      elsewhere the file is written beside the target and moved into place once complete (a rename on a
-      local disk, a copy on other object stores).
+      beside it are left out of a rerun's file, so each session stays in one file. Readers never see half an
+      export and a failed run leaves none: on S3 the object is written in place inside the filesystem's
+      transaction (uploaded once, completed on success, discarded on error); elsewhere the file is written
+      beside the target and moved into place once complete (a rename on a local disk, a copy on other object
+      stores).
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.

@@ -58,8 +58,8 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
     - with ``output_path`` (a local path, ``file://...``, or any URL Airflow's ``ObjectStoragePath`` accepts,
       e.g. ``s3://aws_default@bucket/devrev/{{ data_interval_start | ds }}/{{ params.session_id }}.json``) the
       body is streamed there as it arrives, never held whole in memory, and published only once complete and
-      checked to be whole JSON: written beside the target and moved into place, so readers never see half a recording and a
-      failed run leaves none. A rerun overwrites it. The XCom is ``{"path", "bytes", "recording"}`` (the
+      checked to be whole JSON: written beside the target and moved into place, so readers never see half a
+      recording and a failed run leaves none. A rerun overwrites it. The XCom is ``{"path", "bytes", "recording"}`` (the
       recording's kind: ``mobile_recording`` or ``web_recording``).
 
     Works with dynamic task mapping over a session's recordings:

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 
 from airflow_provider_devrev._compat import AirflowFailException
-from airflow_provider_devrev._export_files import CHUNK, count_sessions, session_ids
+from airflow_provider_devrev._export_files import CHUNK, count_sessions
 from airflow_provider_devrev._storage import storage_path
 from airflow_provider_devrev.operators.devrev import ListSessionsOperator
 from airflow_provider_devrev.operators.sweep import SweepLateSessionsOperator
@@ -81,7 +81,7 @@ def test_a_rerun_with_fewer_sessions_fails_with_both_counts_and_keeps_the_file(d
     assert read(target) == before
     assert names(target) == ["day.jsonl"], "the refused file was left behind"
 
-    assert export(target, allow_shrink=True).execute(CONTEXT) == {"path": target, "count": 0}
+    assert export(target, allow_shrink=True).execute(CONTEXT) == {"path": str(storage_path(target)), "count": 0}
     assert read(target) == b""
 
 
@@ -143,7 +143,7 @@ def test_a_sweep_writes_only_what_the_export_missed_and_a_second_sweep_only_what
     first = sweep(target).execute(CONTEXT)
 
     late_1 = target.replace("day.jsonl", "day.late-1.jsonl")
-    assert first == {"path": late_1, "count": 2}
+    assert first == {"path": str(storage_path(late_1)), "count": 2}
     assert ids(late_1) == late
     assert sweep(target).execute(CONTEXT) == {"path": None, "count": 0}
     assert names(target) == ["day.jsonl", "day.late-1.jsonl"]
@@ -152,7 +152,7 @@ def test_a_sweep_writes_only_what_the_export_missed_and_a_second_sweep_only_what
     third = sweep(target).execute(CONTEXT)
 
     late_2 = target.replace("day.jsonl", "day.late-2.jsonl")
-    assert third == {"path": late_2, "count": 1}
+    assert third == {"path": str(storage_path(late_2)), "count": 1}
     assert ids(late_2) == ["later-still"]
     assert ids(target) == [f"on-time-{number}" for number in range(7)]
     assert names(target) == ["day.jsonl", "day.late-1.jsonl", "day.late-2.jsonl"]

@@ -86,7 +86,10 @@ def test_the_too_many_for_xcom_error_suggests_paths_two_runs_cannot_share(devrev
         session = devrev_simulator.make_session("mobile", platform="android", created_at=day + timedelta(hours=number))
         devrev_simulator.add_session(session, version_key=VERSION)
     op = ListSessionsOperator(task_id="list", platform="android", version_key=VERSION, max_xcom_sessions=1)
-    context = {"data_interval_start": pendulum.instance(day), "data_interval_end": pendulum.instance(day) + timedelta(1)}
+    context = {
+        "data_interval_start": pendulum.instance(day),
+        "data_interval_end": pendulum.instance(day) + timedelta(1),
+    }
 
     with pytest.raises(AirflowFailException) as failed:
         op.execute(context)
@@ -104,9 +107,11 @@ def test_the_too_many_for_xcom_error_suggests_paths_two_runs_cannot_share(devrev
 )
 def test_every_suggested_export_path_names_two_files_for_two_runs(where):
     if where.endswith("Operator"):
-        texts = [{"ListSessionsOperator": ListSessionsOperator, "SweepLateSessionsOperator": SweepLateSessionsOperator}[
-            where
-        ].__doc__]
+        texts = [
+            {"ListSessionsOperator": ListSessionsOperator, "SweepLateSessionsOperator": SweepLateSessionsOperator}[
+                where
+            ].__doc__
+        ]
     elif where.endswith(".md"):
         texts = [(REPO / where).read_text(encoding="utf-8")]
     else:  # the examples build their paths from parts: their tasks' output_path, as the DAG file made it
