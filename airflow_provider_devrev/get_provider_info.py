@@ -93,7 +93,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.hooks.devrev"]}],
-        "operators": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.operators.devrev"]}],
+        "operators": [
+            {
+                "integration-name": "DevRev",
+                "python-modules": [
+                    "airflow_provider_devrev.operators.devrev",
+                    "airflow_provider_devrev.operators.sweep",
+                ],
+            }
+        ],
         "sensors": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.sensors.devrev"]}],
         "triggers": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.triggers.devrev"]}],
         "connection-types": [

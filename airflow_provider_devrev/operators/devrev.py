@@ -17,7 +17,8 @@ from airflow_provider_devrev._compat import (
     conf,
     date_time_trigger,
 )
-from airflow_provider_devrev._storage import published_atomically
+from airflow_provider_devrev._export_files import count_sessions, late_files, never_fewer, session_ids, without
+from airflow_provider_devrev._storage import published_atomically, storage_path
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
@@ -100,7 +101,8 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
     follows ``[operators] default_deferrable``) defers on Airflow's date-time trigger and frees its worker
     slot; otherwise it is rescheduled for that moment, as a sensor in reschedule mode is. Once that moment
     has passed (a backfill, a rerun) it lists at once. A session uploaded later than ``settle`` after its
-    interval ended is in no file: raise ``settle`` if your users' uploads come later.
+    interval ended is in no file: raise ``settle`` if your users' uploads come later, or list the interval
+    again later with :class:`~airflow_provider_devrev.operators.sweep.SweepLateSessionsOperator`.
 
     Where the result goes:
 
@@ -111,10 +113,14 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
       path through Airflow's ``ObjectStoragePath``: a local path, ``file://...``, or any object-store URL
       Airflow has a provider for (``s3://...``, ``gs://...``), with ``conn_id`` as ObjectStoragePath takes it
       (``s3://aws_default@bucket/key``). The XCom is ``{"path": ..., "count": ...}``. A rerun overwrites the
-      file. Readers never see half an export and a failed run leaves none: on S3 the object is written in
-      place inside the filesystem's transaction (uploaded once, completed on success, discarded on error);
-      elsewhere the file is written beside the target and moved into place once complete (a rename on a
-      local disk, a copy on other object stores).
+      file, but never with fewer sessions than it holds: such a rerun (DevRev's retention removed some) fails,
+      giving both counts, and leaves the file as it is, unless ``allow_shrink=True``. Sessions a
+      :class:`~airflow_provider_devrev.operators.sweep.SweepLateSessionsOperator` put in a ``.late-<n>`` file
+      beside it are left out of a rerun's file, so each session stays in one file. Readers never see half an
+      export and a failed run leaves none: on S3 the object is written in place inside the filesystem's
+      transaction (uploaded once, completed on success, discarded on error); elsewhere the file is written
+      beside the target and moved into place once complete (a rename on a local disk, a copy on other object
+      stores).
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.
@@ -124,7 +130,10 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
     :param created_before: Exclusive upper bound; default ``data_interval_end``. Templated.
     :param use_data_interval: ``False`` lists without date bounds (except the ones given).
     :param output_path: Where to write JSON Lines; ``None`` returns the sessions as the XCom. Templated,
-        e.g. ``"file:///data/devrev/{{ ds }}/crashes.jsonl"``.
+        e.g. ``"file:///data/devrev/{{ data_interval_start | ds }}/crashes.jsonl"``: name it by the interval,
+        not by ``{{ ds }}``, which two runs with different intervals can share.
+    :param allow_shrink: Let a rerun replace ``output_path`` with a file holding fewer sessions (default
+        ``False``: such a rerun fails and keeps the file). Set it to apply an erasure request.
     :param max_xcom_sessions: The most sessions returned as XCom (default 1,000).
     :param page_size: Sessions per request (1 to 100); DevRev's default when left out.
     :param settle: How long after the interval's end (``created_before``) to wait before listing, so that
@@ -162,6 +171,7 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
         created_before: Any = None,
         use_data_interval: bool = True,
         output_path: Any = None,
+        allow_shrink: bool = False,
         max_xcom_sessions: int = DEFAULT_MAX_XCOM_SESSIONS,
         page_size: int | None = None,
         settle: timedelta = DEFAULT_SETTLE,
@@ -187,6 +197,7 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
         self.created_before = created_before
         self.use_data_interval = use_data_interval
         self.output_path = output_path
+        self.allow_shrink = bool(allow_shrink)
         self.max_xcom_sessions = max_xcom_sessions
         self.page_size = page_size
         self.devrev_conn_id = devrev_conn_id
@@ -230,23 +241,33 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
         )
         where = f"created_at in [{after or '-inf'}, {before or '+inf'})"
         if self.output_path is not None:
-            path, count = write_json_lines(self.output_path, sessions)
-            metrics.incr("sessions_exported", count)
-            self.log.info("Wrote %d sessions (%s) to %s", count, where, path)
-            return {"path": path, "count": count}
+            return self._export(storage_path(self.output_path), sessions, where)
         result: list[dict[str, Any]] = []
         for session in sessions:
             if len(result) == self.max_xcom_sessions:
                 raise AirflowFailException(
                     f"more than max_xcom_sessions={self.max_xcom_sessions} sessions match ({where}); XCom is "
                     "stored in Airflow's database, so write them to storage instead: set output_path (e.g. "
-                    "'file:///data/devrev/{{ ds }}.jsonl' or 's3://bucket/devrev/{{ ds }}.jsonl') and the XCom "
+                    "'file:///data/devrev/{{ data_interval_start | ds }}.jsonl' or "
+                    "'s3://bucket/devrev/{{ data_interval_start | ds }}.jsonl') and the XCom "
                     "holds the path and the count; or raise max_xcom_sessions"
                 )
             result.append(session)
         metrics.incr("sessions_exported", len(result))
         self.log.info("Listed %d sessions (%s)", len(result), where)
         return result
+
+    def _export(self, target: Any, sessions: Iterable[dict[str, Any]], where: str) -> dict[str, Any]:
+        # A rerun after a sweep: the sessions the sweep found stay in their own file, and in no other.
+        swept = late_files(target)
+        if swept:
+            sessions = without(sessions, session_ids(swept))
+        if not self.allow_shrink:
+            sessions = never_fewer(sessions, count_sessions(target), str(target))
+        path, count = write_json_lines(target, sessions)
+        metrics.incr("sessions_exported", count)
+        self.log.info("Wrote %d sessions (%s) to %s", count, where, path)
+        return {"path": path, "count": count}
 
     def _interval(self, context: Context) -> tuple[Any, Any]:
         after, before = self.created_after, self.created_before

@@ -56,10 +56,10 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
       database, so a recording larger than ``max_xcom_bytes`` fails the task, before anything is pushed and
       as soon as the limit is passed (the rest is not downloaded), saying to set ``output_path``.
     - with ``output_path`` (a local path, ``file://...``, or any URL Airflow's ``ObjectStoragePath`` accepts,
-      e.g. ``s3://aws_default@bucket/devrev/{{ ds }}/{{ params.session_id }}.json``) the body is streamed there
-      as it arrives, never held whole in memory, and published only once complete and checked to be whole
-      JSON: written beside the target and moved into place, so readers never see half a recording and a
-      failed run leaves none. A rerun overwrites it. The XCom is ``{"path", "bytes", "recording"}`` (the
+      e.g. ``s3://aws_default@bucket/devrev/{{ data_interval_start | ds }}/{{ params.session_id }}.json``) the
+      body is streamed there as it arrives, never held whole in memory, and published only once complete and
+      checked to be whole JSON: written beside the target and moved into place, so readers never see half a
+      recording and a failed run leaves none. A rerun overwrites it. The XCom is ``{"path", "bytes", "recording"}`` (the
       recording's kind: ``mobile_recording`` or ``web_recording``).
 
     Works with dynamic task mapping over a session's recordings:
@@ -156,7 +156,7 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
                 f"{which} of session {self.session_id}",
                 f"{received[0]} bytes had arrived when it was stopped, the rest was not downloaded",
                 self.max_xcom_bytes,
-                "file:///data/devrev/{{ ds }}/{{ run_id }}-{{ ti.map_index }}.json",
+                "file:///data/devrev/{{ data_interval_start | ds }}/{{ run_id }}-{{ ti.map_index }}.json",
             ) from None
         recording: dict[str, Any] = json.loads(body)
         self.log.info("Fetched %s of session %s (%r, %d bytes)", which, self.session_id, streamed.recording, len(body))

@@ -120,7 +120,7 @@ class GetSessionsOperator(LazyHookMixin, BaseOperator):
                 f"the list of {len(sessions)} sessions",
                 f"{size} bytes of JSON",
                 self.max_xcom_bytes,
-                "file:///data/devrev/{{ ds }}/sessions.jsonl",
+                "file:///data/devrev/{{ data_interval_start | ds }}/{{ run_id }}-sessions.jsonl",
             )
         self.log.info("Fetched %d sessions (%d ids asked for)", len(sessions), len(wanted))
         return sessions
