@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from airflow_provider_devrev._compat import (
     conf,
     date_time_trigger,
 )
+from airflow_provider_devrev._json_text import json_text
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
@@ -280,6 +280,6 @@ def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tu
     count = 0
     with published_atomically(output_path, "w", encoding="utf-8") as (stream, target):
         for session in sessions:
-            stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
+            stream.write(json_text(session) + "\n")
             count += 1
     return target, count
