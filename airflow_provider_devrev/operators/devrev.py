@@ -114,7 +114,8 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
       file. Readers never see half an export and a failed run leaves none: on S3 the object is written in
       place inside the filesystem's transaction (uploaded once, completed on success, discarded on error);
       elsewhere the file is written beside the target and moved into place once complete (a rename on a
-      local disk, a copy on other object stores).
+      local disk, a copy on other object stores). An export first clears what a killed export of the same
+      path left: its partial files on a local disk, its unfinished multipart uploads on S3.
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.
