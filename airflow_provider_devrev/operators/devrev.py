@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from airflow_provider_devrev._compat import (
     date_time_trigger,
 )
 from airflow_provider_devrev._export_files import count_sessions, late_files, never_fewer, session_ids, without
+from airflow_provider_devrev._json_text import json_text
 from airflow_provider_devrev._storage import published_atomically, storage_path
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
@@ -121,6 +121,8 @@ class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
       transaction (uploaded once, completed on success, discarded on error); elsewhere the file is written
       beside the target and moved into place once complete (a rename on a local disk, a copy on other object
       stores).
+      An export first clears what a killed export of the same path left: its partial files on a local disk,
+      its unfinished multipart uploads on S3.
 
     :param platform: ``android``, ``ios`` or ``web``. Templated.
     :param version_key: The app version key. Templated.
@@ -301,6 +303,6 @@ def write_json_lines(output_path: Any, sessions: Iterable[dict[str, Any]]) -> tu
     count = 0
     with published_atomically(output_path, "w", encoding="utf-8") as (stream, target):
         for session in sessions:
-            stream.write(json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n")
+            stream.write(json_text(session) + "\n")
             count += 1
     return target, count

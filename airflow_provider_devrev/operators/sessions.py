@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_time, validate_listing_arguments
 from airflow_provider_devrev._compat import BaseOperator
+from airflow_provider_devrev._json_text import json_text
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev._values import validate_max_concurrency
 from airflow_provider_devrev.connection import HookOptions
@@ -109,12 +109,12 @@ class GetSessionsOperator(LazyHookMixin, BaseOperator):
             size = 0
             with published_atomically(self.output_path, "wb") as (stream, target):
                 for session in sessions:
-                    line = (json.dumps(session, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                    line = (json_text(session) + "\n").encode()
                     stream.write(line)
                     size += len(line)
             self.log.info("Wrote %d sessions (%d bytes) to %s", len(sessions), size, target)
             return {"path": target, "bytes": size, "count": len(sessions)}
-        size = len(json.dumps(sessions, ensure_ascii=False, separators=(",", ":")).encode())
+        size = len(json_text(sessions).encode())
         if size > self.max_xcom_bytes:
             raise xcom_too_large(
                 f"the list of {len(sessions)} sessions",

@@ -9,9 +9,10 @@ for an empty string or an out-of-range integer, ``invalid_enum_value`` for a val
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_devrev._json_text import json_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -38,13 +39,14 @@ class Reply:
 
 
 def json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    """A JSON reply; non-ASCII text is sent as UTF-8 so ids round-trip byte for byte.
+    """A JSON reply; non-ASCII text is sent as UTF-8 so ids round-trip byte for byte, and a lone surrogate
+    as its ``\\u`` escape, as DevRev sends one.
 
     :param status: the HTTP status.
     :param payload: a JSON-serialisable value.
     :param headers: extra response headers.
     """
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = json_text(payload).encode("utf-8")
     return Reply(status=status, body=body, headers=headers)
 
 

@@ -119,6 +119,29 @@ def test_the_export_pages_with_the_interval_and_filter_in_every_request(sim, tmp
     assert starts == [f"2026-02-01T{hour:02d}:00:00.000000Z" for hour in (0, 2, 4, 6, 8)]
 
 
+def test_a_crash_whose_title_was_cut_mid_emoji_is_exported(sim, tmp_path):
+    """Issue 28: a lone surrogate (DevRev sends the escape ``\\ud83d``) failed the write on every retry."""
+    cut = "Checkout \U0001f6d2 crashed \ud83d"
+    session = sim.make_session(
+        "mobile", session_id="crash-cut", created_at=FIRST_DAY + timedelta(hours=3), is_crash=True
+    )
+    session["device_metadata"]["model"] = cut
+    sim.add_session(session, version_key=VERSION_KEY)
+    add(sim, "crash-whole", FIRST_DAY + timedelta(hours=4))
+    dag = load_dag(DAG_ID)
+    for task in dag.tasks:
+        task.retries = 0  # it failed the same way on every try: one is enough to see it
+
+    run = run_day(dag, FIRST_DAY)
+
+    assert str(run.state) == "success", task_states(run)
+    path = tmp_path / "exports" / f"{FIRST_DAY:%Y-%m-%d}" / "android-crash-sessions.jsonl"
+    written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [s["session_id"] for s in written] == ["crash-cut", "crash-whole"]
+    assert written[0]["device_metadata"]["model"] == cut
+    assert xcom(run, "summarize")["total"] == 2
+
+
 # -- settle: late uploads ----------------------------------------------------------------------------------
 
 
