@@ -95,9 +95,15 @@ class ExactListing:
 
     def __init__(self, query: SessionQuery) -> None:
         self.query = query
-        self._first = True
+        # The query's created_before is exclusive and DevRev's before inclusive: the range ends an instant
+        # earlier, so sessions at created_before (the next interval's) are never asked for. A crowd of them
+        # there would otherwise fill pages of this listing and, with a cursor that cannot get past it, fail an
+        # interval that holds none of them.
+        high = None if query.created_before is None else query.created_before - _TICK
         # A stack: the range on top is listed first. Ranges are split only around an instant, so it stays short.
-        self._ranges: list[_Range] = [_Range(query.created_after, query.created_before)]
+        self._ranges: list[_Range] = []
+        if query.created_after is None or high is None or query.created_after <= high:
+            self._ranges.append(_Range(query.created_after, high))
         self._instant: _Instant | None = None
         # Sessions whose created_at cannot be read cannot be placed in a range; deduplicated by id instead.
         self._unplaced: set[str] = set()
@@ -113,8 +119,6 @@ class ExactListing:
             )
         if not self._ranges:
             return None
-        if self._first:
-            return _through_microsecond(self.query.page_request())
         top = self._ranges[-1]
         return _through_microsecond(replace(self.query, created_after=top.low, created_before=top.high).page_request())
 
@@ -125,7 +129,6 @@ class ExactListing:
         :raises DevRevUnexpectedResponseError: the page is not in ``created_at`` order, ignores the range asked
             for, or more sessions share one instant than the cursor can get past.
         """
-        self._first = False
         if self._instant is not None:
             return self._receive_instant(request, page)
         return self._receive_range(request, page)
