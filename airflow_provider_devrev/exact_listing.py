@@ -22,6 +22,11 @@ The order is read from each page (ascending, descending, either is fine, even if
 a page not ordered by ``created_at`` at all fails the listing. Memory: one page, plus the ids at a range's
 two ends, plus the ids at one instant; not the interval's size. Requests: about one per page, plus one for each
 range whose page ended on an instant shared past its end.
+
+An instant here is a microsecond, Python's precision, but the contract's ``created_at`` is an RFC 3339 date-time
+whose fraction may be finer: sessions a nanosecond apart are one instant to the hook and two to DevRev. So
+every ``before`` sent reaches the end of its microsecond (``.123456999Z``): a range ending at an instant holds
+all of it as DevRev counts it, and what lies past the hook's own bound is dropped here, as before.
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ from airflow_provider_devrev.listing import CursorTrail, SessionPage, SessionQue
 
 #: DevRev's timestamps have at most microsecond precision (we send them with it): the next instant.
 _TICK = timedelta(microseconds=1)
+
+
+def _through_microsecond(request: ApiRequest) -> ApiRequest:
+    """``request`` with its ``created_at`` ``before`` (inclusive) at the last nanosecond of its microsecond."""
+    bounds = request.body.get("created_at") if request.body else None
+    if isinstance(bounds, dict) and isinstance(bounds.get("before"), str):
+        # format_timestamp always ends ".ffffffZ"; the body is the request's own, built for this page.
+        bounds["before"] = bounds["before"].removesuffix("Z") + "999Z"
+    return request
 
 
 @dataclass
@@ -81,9 +95,15 @@ class ExactListing:
 
     def __init__(self, query: SessionQuery) -> None:
         self.query = query
-        self._first = True
+        # The query's created_before is exclusive and DevRev's before inclusive: the range ends an instant
+        # earlier, so sessions at created_before (the next interval's) are never asked for. A crowd of them
+        # there would otherwise fill pages of this listing and, with a cursor that cannot get past it, fail an
+        # interval that holds none of them.
+        high = None if query.created_before is None else query.created_before - _TICK
         # A stack: the range on top is listed first. Ranges are split only around an instant, so it stays short.
-        self._ranges: list[_Range] = [_Range(query.created_after, query.created_before)]
+        self._ranges: list[_Range] = []
+        if query.created_after is None or high is None or query.created_after <= high:
+            self._ranges.append(_Range(query.created_after, high))
         self._instant: _Instant | None = None
         # Sessions whose created_at cannot be read cannot be placed in a range; deduplicated by id instead.
         self._unplaced: set[str] = set()
@@ -92,15 +112,15 @@ class ExactListing:
         """The next request to send, or ``None`` when the listing is complete."""
         if self._instant is not None:
             moment = self._instant.moment
-            return replace(self.query, created_after=moment, created_before=moment).page_request(
-                self._instant.cursors.current
+            return _through_microsecond(
+                replace(self.query, created_after=moment, created_before=moment).page_request(
+                    self._instant.cursors.current
+                )
             )
         if not self._ranges:
             return None
-        if self._first:
-            return self.query.page_request()
         top = self._ranges[-1]
-        return replace(self.query, created_after=top.low, created_before=top.high).page_request()
+        return _through_microsecond(replace(self.query, created_after=top.low, created_before=top.high).page_request())
 
     def receive(self, request: ApiRequest, page: SessionPage) -> list[dict[str, Any]]:
         """
@@ -109,7 +129,6 @@ class ExactListing:
         :raises DevRevUnexpectedResponseError: the page is not in ``created_at`` order, ignores the range asked
             for, or more sessions share one instant than the cursor can get past.
         """
-        self._first = False
         if self._instant is not None:
             return self._receive_instant(request, page)
         return self._receive_range(request, page)

@@ -144,7 +144,10 @@ def to_utc(value: Any, field_name: str) -> datetime | None:
         raise DevRevInvalidInputError(field_name, value, "must be a datetime or ISO-8601 text")
     if value.tzinfo is None or value.utcoffset() is None:
         raise DevRevInvalidInputError(field_name, given, "must carry a timezone (naive times are ambiguous)")
-    return value.astimezone(UTC)
+    utc = value.astimezone(UTC)
+    # A plain datetime, not pendulum's (Airflow's data intervals): pendulum drops a stdlib tzinfo on arithmetic,
+    # so its `end - timedelta(...)` came back naive and could not be compared with the start.
+    return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=UTC)
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -270,8 +270,9 @@ class DevRevHook(ConnectionReader):
         :param created_after: Keep sessions created at or after this time (a timezone-aware ``datetime``,
             pendulum's included, or ISO-8601 text with an offset).
         :param created_before: Keep sessions created strictly before this time. DevRev's own range is
-            inclusive at both ends; the hook drops a session created exactly at ``created_before``, so
-            consecutive intervals ``[a, b)``, ``[b, c)`` never share or miss a session.
+            inclusive at both ends, so the hook asks up to the last nanosecond before it and drops any session
+            at ``created_before`` a server sends anyway: consecutive intervals ``[a, b)``, ``[b, c)`` never
+            share or miss a session.
         :param page_size: Sessions per request (1 to 100); DevRev's default when left out.
         :raises DevRevInvalidInputError: a bad argument, before anything is sent.
         :raises DevRevError: a page failed after the retries allowed.

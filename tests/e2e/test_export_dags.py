@@ -113,7 +113,7 @@ def test_the_export_pages_with_the_interval_and_filter_in_every_request(sim, tmp
     for request in android:
         assert request.method == "POST"
         assert request.body["is_crash"] is True
-        assert request.body["created_at"]["before"] == "2026-02-02T00:00:00.000000Z"
+        assert request.body["created_at"]["before"] == "2026-02-01T23:59:59.999999999Z"
         assert "cursor" not in request.body
     starts = [r.body["created_at"]["after"] for r in android]
     assert starts == [f"2026-02-01T{hour:02d}:00:00.000000Z" for hour in (0, 2, 4, 6, 8)]

@@ -224,3 +224,28 @@ def test_every_session_present_throughout_is_listed_once_and_no_other_twice(unki
     assert {sid for sid in throughout if counts[sid] != 1} == set(), "present all along: exactly once"
     assert {sid for sid, count in counts.items() if count > 1} == set(), "come or gone: at most once"
     assert set(got) <= set(initial) | set(inserted)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_crowded_instant_at_the_interval_end_is_left_to_the_next_interval(unkind, use_async):
+    """Before: 12 sessions at exactly ``created_before`` (the next day's) failed this day's export (no tie-break)."""
+    sim, _ = unkind
+    vk = f"edge{next(_keys)}@1"
+    for n in range(12):
+        add(sim, f"next-{n:02d}", DAY_END, vk)
+    for n in range(8):
+        add(sim, f"day-{n}", T0 + timedelta(hours=n), vk)
+
+    got = listed(vk, page_size=5, created_after=T0, created_before=DAY_END, use_async=use_async)
+
+    assert sorted(got) == [f"day-{n}" for n in range(8)]
+
+
+def test_an_empty_interval_lists_nothing_and_asks_nothing(unkind):
+    sim, changes = unkind
+    vk = f"empty{next(_keys)}@1"
+    add(sim, "at", T0, vk)
+    before = changes.seen
+
+    assert listed(vk, created_after=T0, created_before=T0) == []
+    assert changes.seen == before

@@ -267,7 +267,7 @@ def test_filters_and_dates_post_the_right_body(sim, hook, kind):
         "created_at": {
             "type": "range",
             "after": "2025-03-01T00:12:00.000000Z",
-            "before": "2025-03-01T01:00:00.000000Z",
+            "before": "2025-03-01T00:59:59.999999999Z",  # inclusive: the last nanosecond before created_before
         },
         "limit": 4,
     }
@@ -279,9 +279,9 @@ def test_filters_and_dates_post_the_right_body(sim, hook, kind):
         assert request.body == {**first_body, "created_at": created_at}
         starts.append(request.body["created_at"]["after"])
     assert starts == sorted(set(starts))  # each page starts later than the one before
-    # DevRev's range is inclusive: the server sends the session at created_before too (and the hook drops it).
-    # The first page brings 4, each later one 3 and the session the one before ended on.
-    assert len(made) == 1 + math.ceil((len(expected) + 1 - 4) / 3)
+    # The range ends just before created_before, so the server never sends the session there. The first page
+    # brings 4, each later one 3 and the session the one before ended on.
+    assert len(made) == 1 + math.ceil((len(expected) - 4) / 3)
     assert all(r.status == 200 for r in made)
 
 
@@ -325,9 +325,13 @@ def test_session_at_created_before_is_excluded_and_at_created_after_included(sim
     assert b not in created
     assert created[-1] == b - MS
     assert got == [s for s in in_sim_order(sim, sessions) if a <= datetime.fromisoformat(s["created_at"]) < b]
-    # The server itself returns the sessions at b (DevRev's range is inclusive): the hook is what drops them.
+    # DevRev's range is inclusive, so the hook ends it just before b: the server does not even send the
+    # sessions at b, the next interval's (asked with b itself, it does).
     body = {**list_requests(sim)[0].body, "limit": 100}
     body.pop("cursor", None)
+    answer = requests.post(sim.url + LIST, json=body, headers={"Authorization": f"Bearer {sim.token}"}, timeout=10)
+    assert [s["created_at"] for s in answer.json()["sessions"]].count(iso(b)) == 0
+    body["created_at"] = {**body["created_at"], "before": iso(b)}
     answer = requests.post(sim.url + LIST, json=body, headers={"Authorization": f"Bearer {sim.token}"}, timeout=10)
     assert [s["created_at"] for s in answer.json()["sessions"]].count(iso(b)) == 2
 

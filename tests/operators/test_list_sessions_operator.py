@@ -43,7 +43,8 @@ def test_defaults_to_the_data_interval_half_open(devrev_simulator):
     assert body["created_at"] == {
         "type": "range",
         "after": "2026-03-01T00:00:00.000000Z",
-        "before": "2026-03-02T00:00:00.000000Z",
+        # DevRev's before is inclusive: the last nanosecond before the interval's end.
+        "before": "2026-03-01T23:59:59.999999999Z",
     }
 
 
