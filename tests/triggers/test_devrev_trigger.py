@@ -417,7 +417,9 @@ def test_a_connection_lookup_that_hangs_times_out_and_is_retried(devrev_simulato
         return await real_lookup(conn_id, hook_class)
 
     monkeypatch.setattr(_credentials, "_lookup_and_mask", hangs_once)
-    monkeypatch.setattr(_credentials, "CONNECTION_LOOKUP_TIMEOUT", 0.2)
+    # Long enough for the real lookup that follows on a loaded machine (at 0.2 s a 2.11.2 leg at load 20 timed
+    # the second lookup out too); only the hanging one may reach it.
+    monkeypatch.setattr(_credentials, "CONNECTION_LOOKUP_TIMEOUT", 2.0)
 
     events = run_to_events(make_trigger(session["session_id"], poll_interval=30, max_retries=2))
 
