@@ -89,6 +89,8 @@ def output_dataset(output_path: Any) -> Dataset:
     any other task: by the converter the storage's Airflow provider registers for assets (what the provider
     uses for an ``ObjectStoragePath`` a task writes), else by its naming of an object-storage URI (``s3``,
     ``gs``, ``hdfs``, ``file``: ``scheme://authority`` and the path; another scheme: the scheme and the rest).
+
+    :param output_path: A path or URL, or an ``ObjectStoragePath``, as the task's ``output_path`` takes it.
     """
     from airflow.providers.common.compat.assets import Asset
     from airflow.providers.openlineage.extractors.manager import ExtractorManager
@@ -147,9 +149,17 @@ class OpenLineageMixin(LazyHookMixin):
         return self._lineage(with_output=True)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
-        """The sessions this task read and the file it wrote (called by the OpenLineage provider)."""
+        """
+        The sessions this task read and the file it wrote (called by the OpenLineage provider).
+
+        :param task_instance: The finished task instance; unused: what was read and written is the task's own.
+        """
         return self._lineage(with_output=True)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
-        """The sessions this task was reading; no output, since a failed run publishes no file."""
+        """
+        The sessions this task was reading; no output, since a failed run publishes no file.
+
+        :param task_instance: The failed task instance; unused.
+        """
         return self._lineage(with_output=False)
