@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev import metrics
-from airflow_provider_devrev._arguments import LazyHookMixin, SessionArgumentsMixin, validate_listing_arguments
+from airflow_provider_devrev._arguments import SessionArgumentsMixin, validate_listing_arguments
 from airflow_provider_devrev._compat import (
     AirflowFailException,
     AirflowRescheduleException,
@@ -22,6 +22,7 @@ from airflow_provider_devrev._storage import published_atomically, storage_path
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.lineage import OpenLineageMixin
 from airflow_provider_devrev.listing import to_utc
 from airflow_provider_devrev.operators.recording import GetSessionRecordingOperator as GetSessionRecordingOperator
 from airflow_provider_devrev.operators.sessions import GetSessionsOperator as GetSessionsOperator
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_XCOM_SESSIONS = 1000
 
 
-class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
+class GetSessionOperator(OpenLineageMixin, SessionArgumentsMixin, BaseOperator):
     """
     Fetch one session from DevRev and return it, so it becomes this task's ``return_value`` XCom.
 
@@ -84,7 +85,7 @@ class GetSessionOperator(SessionArgumentsMixin, BaseOperator):
         return session
 
 
-class ListSessionsOperator(LazyHookMixin, ReschedulesLikeASensor, BaseOperator):
+class ListSessionsOperator(OpenLineageMixin, ReschedulesLikeASensor, BaseOperator):
     """
     List the sessions created in this run's data interval, for an export or a downstream fan-out.
 

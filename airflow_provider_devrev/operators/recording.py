@@ -6,12 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_time
+from airflow_provider_devrev._arguments import known_at_parse_time
 from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import get_session_recording_request, validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.lineage import OpenLineageMixin
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -40,7 +41,7 @@ class _TooLargeForXCom(Exception):
     """Raised from the writer to stop reading a recording that XCom cannot hold."""
 
 
-class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
+class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
     """
     Fetch one recording of a session (``observability.sessions.data.get``): a mobile session's by
     ``recording_id`` (one of its ``recording_ids``), a web session's by ``tab_id`` (one of its ``tab_ids``).
@@ -124,6 +125,11 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
         self.max_xcom_bytes = validate_max_xcom_bytes(max_xcom_bytes)
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
+
+    def _lineage_platform(self) -> str:
+        # DevRev names a recording by session and version key alone: a tab is a web session's, a recording id an
+        # Android or iOS session's, and which of the two is nowhere in the request or the answer.
+        return "web" if self.tab_id is not None else "mobile"
 
     def execute(self, context: Context) -> dict[str, Any]:
         which = f"recording {self.recording_id}" if self.recording_id is not None else f"tab {self.tab_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_time, validate_listing_arguments
+from airflow_provider_devrev._arguments import known_at_parse_time, validate_listing_arguments
 from airflow_provider_devrev._compat import BaseOperator
 from airflow_provider_devrev._json_text import json_text
 from airflow_provider_devrev._storage import published_atomically
@@ -13,6 +13,7 @@ from airflow_provider_devrev._values import validate_max_concurrency
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.lineage import OpenLineageMixin
 from airflow_provider_devrev.operators.recording import (
     DEFAULT_MAX_XCOM_BYTES,
     validate_max_xcom_bytes,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
 
 
-class GetSessionsOperator(LazyHookMixin, BaseOperator):
+class GetSessionsOperator(OpenLineageMixin, BaseOperator):
     """
     Fetch many sessions by id in one task, concurrently, through
     :meth:`~airflow_provider_devrev.hooks.devrev.DevRevHook.get_sessions`: at most ``max_concurrency``

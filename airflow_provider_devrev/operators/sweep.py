@@ -40,6 +40,9 @@ class SweepLateSessionsOperator(ListSessionsOperator):
         Templated.
     """
 
+    #: The sweep file this run wrote, for lineage; ``None`` before the listing, or when nothing was missing.
+    _late_file: str | None = None
+
     def __init__(self, *, output_path: Any, **kwargs: Any) -> None:
         if output_path is None:
             raise DevRevInvalidInputError("output_path", output_path, "must name the export to sweep")
@@ -59,6 +62,11 @@ class SweepLateSessionsOperator(ListSessionsOperator):
             self.log.info("No session missing from %s and its %d sweep file(s) (%s)", target, len(swept), where)
             return {"path": None, "count": 0}
         path, count = write_json_lines(next_late_file(target, swept), chain([first], missing))
+        self._late_file = path
         metrics.incr("sessions_exported", count)
         self.log.info("Wrote %d sessions the export missed (%s) to %s", count, where, path)
         return {"path": path, "count": count}
+
+    def _lineage_files(self) -> tuple[list[Any], list[Any]]:
+        # A sweep reads the export (its ids) and writes a sweep file beside it, known once it has been written.
+        return [self.output_path], [] if self._late_file is None else [self._late_file]

@@ -160,6 +160,7 @@ def test_every_page_in_docs_is_in_the_site_nav_and_every_nav_entry_exists() -> N
         "connection.md",
         "waiting-and-fetching.md",
         "exporting.md",
+        "lineage.md",
         "watching.md",
         "recordings.md",
         "testing-your-own-dags.md",
