@@ -95,7 +95,8 @@ def _parse(text: str) -> FaultSpec:
     if kind not in FAULT_PARAMS:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_PARAMS)}")
     params = _params(args) if args.strip() else {}
-    path, times = None, 1
+    path: str | None = None
+    times: int | None = 1
     seen = set()
     for mark, value in suffixes:
         if mark in seen:
