@@ -93,9 +93,8 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
         out.append(f'<text x="{px(x):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" {FONT}>{_number(x)}</text>')
     out.append(f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="black"/>')
     out.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="black"/>')
-    out.append(
-        f'<text x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h + 38}" text-anchor="middle" {FONT}>{escape(x_label)}</text>'
-    )
+    x_middle = LEFT + plot_w / 2
+    out.append(f'<text x="{x_middle:.0f}" y="{TOP + plot_h + 38}" text-anchor="middle" {FONT}>{escape(x_label)}</text>')
     out.append(
         f'<text transform="translate(16 {TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle" {FONT}>'
         f"{escape(y_label)}</text>"

@@ -96,7 +96,8 @@ def test_the_capacity_plots_have_a_line_per_contender_and_poll_with_a_point_per_
             == dashed.get("stroke")
             != next(lines["HttpSensorTrigger, 2 s poll"].iter(f"{SVG}polyline")).get("stroke")
         )
-        assert "stroke-dasharray" in dashed.attrib and "stroke-dasharray" not in solid.attrib
+        assert "stroke-dasharray" in dashed.attrib
+        assert "stroke-dasharray" not in solid.attrib
 
 
 def test_the_real_triggerer_plot_has_a_bar_per_contender_in_each_panel() -> None:
