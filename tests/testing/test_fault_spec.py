@@ -153,6 +153,7 @@ def test_examples_parse(text: str, expected: FaultSpec) -> None:
         ("drop@sessions.gets", "unknown endpoint 'sessions.gets'"),
         ("drop*0", "TIMES must be a whole number >= 1 or 'always', not '0'"),
         ("drop*twice", "not 'twice'"),
+        ("drop*²", "not '²'"),
         ("drop*2*3", "'*' appears twice"),
         ("drop@sessions.get@sessions.list", "'@' appears twice"),
     ],
