@@ -14,7 +14,7 @@ LOCKED := PIP_CONSTRAINT=$(CURDIR)/ci/legs/airflow-3.3.2.lock PIP_BUILD_CONSTRAI
 # Ignored by git; the tests make their own temporary homes, the demo uses this one.
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow-demo
 
-.PHONY: install lock dist demo demo-export demo-events demo-cluster test check test-one soak lint docs docs-screenshots reliability bench bench-full clean
+.PHONY: install lock dist demo demo-export demo-events demo-cluster test check test-one soak lint docs docs-screenshots reliability bench bench-full bench-plots clean
 
 # An editable install into .venv, for make demo, make check, make test-one and make soak (make test installs the built wheel instead).
 install:
@@ -98,11 +98,16 @@ docs-screenshots: install
 # and minimal loop side by side, 3 runs: one configuration's ratio moves by up to 0.2 between runs on a shared
 # machine) plus every other benchmark (about 30 minutes on 2 cores); bench-full: also HttpSensorTrigger and a
 # py-spy profile at 2,000 waits x 2 s. `python -m bench --only export,bulk` runs the last two alone (~4 min).
+# Each writes the document's SVG plots to docs/img/ too; bench-plots draws them again from the figures kept, in
+# seconds (after editing a table, or once bench/results/rate_limit.json is written).
 bench: install
 	$(BIN)/python -m bench --sizes 1000,2000,10000 --poll-intervals 2,5 --contenders devrev,minimal --runs 3 $(BENCH_ARGS)
 
 bench-full: install
 	$(BIN)/python -m bench --profile $(BENCH_ARGS)
+
+bench-plots:
+	$(BIN)/python -m bench.plots
 
 clean:
 	rm -rf dist site .venv .venv-* .airflow-demo .airflow-demo-events .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, triggerer_row, worker_cost
+from bench import bulk_fetch, capacity, export_rate, hook_overhead, import_cost, plots, triggerer_row, worker_cost
 from bench.contenders import CONTENDERS
 from bench.harness import REPO, BenchServer, airflow_environment, airflow_home, bench_server
 from bench.report import Section, carried_sections, document, load, merge, save
@@ -231,6 +231,9 @@ def write_document(doc: Path, sections: list[Section], context: dict[str, Any], 
         carried = carried_sections(doc.read_text(), sections) if doc.exists() else []
         doc.write_text(document(sections, analysis=analysis, carried=carried, **context))
     print(f"\nwrote {doc}")
+    # The plots lead the document and are drawn from its tables, so they follow every rewrite of it.
+    for path in plots.write(doc, doc.parent / "img"):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

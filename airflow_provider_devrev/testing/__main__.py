@@ -8,6 +8,10 @@ credential) and how many sessions it serves, then serves until SIGINT or SIGTERM
 :mod:`airflow_provider_devrev.testing.sessions_file`); a bad line stops it before it listens, exit status 2.
 ``--list`` prints the sessions it would serve (seeded and from the file) as a table and exits 0 without
 listening.
+
+``--fault KIND[:KEY=VALUE,...][@ENDPOINT][*TIMES]`` (repeatable) scripts a fault of
+:mod:`airflow_provider_devrev.testing.faults` as ``DevRevSimulator.add_fault`` does (syntax:
+:mod:`airflow_provider_devrev.testing.fault_spec`); a bad one is refused by argparse, exit status 2.
 """
 
 from __future__ import annotations
@@ -25,16 +29,21 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
+    from airflow_provider_devrev.testing.fault_spec import FaultSpec
     from airflow_provider_devrev.testing.sessions_file import SessionLine
     from airflow_provider_devrev.testing.simulator import DevRevSimulator
 
 
 def _parser() -> argparse.ArgumentParser:
     from airflow_provider_devrev.testing.data import DEFAULT_TOKEN
+    from airflow_provider_devrev.testing.fault_spec import help_text
 
     parser = argparse.ArgumentParser(
         prog="devrev-simulator",
         description="Serve a local DevRev observability API simulator (loopback only).",
+        epilog=help_text(),
+        # The epilog lists the fault kinds one per line: argparse would otherwise run them together.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
@@ -69,7 +78,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the sessions it would serve (seeded and from --sessions) as a table, and exit",
     )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="KIND[:KEY=VALUE,...][@ENDPOINT][*TIMES]",
+        help="script a fault (repeatable, met in the order given); kinds, parameters and examples below",
+    )
     return parser
+
+
+def _fault(text: str) -> FaultSpec:
+    from airflow_provider_devrev.testing.fault_spec import FaultSpecError, parse_fault_spec
+
+    try:
+        return parse_fault_spec(text)
+    except FaultSpecError as exc:
+        # argparse prints this message as it is, after "argument --fault:", and exits 2.
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ignore_sort_by=args.ignore_sort_by,
         )
         _add(simulator, from_file)
+        for fault in args.fault:
+            simulator.add_fault(fault.kind, times=fault.times, path=fault.path, **fault.params)
         simulator.start()
     except (ValueError, OSError, ImportError) as exc:
         print(f"devrev-simulator: error: {exc}", file=sys.stderr)
@@ -128,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "them appearing later (--list shows them all)",
             flush=True,
         )
+        for fault in args.fault:
+            print(fault.describe(), flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.5):
             pass

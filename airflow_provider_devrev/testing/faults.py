@@ -35,12 +35,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_devrev.testing.protocol import Reply, json_reply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 _PARAMS: dict[str, frozenset[str]] = {
     "rate_limit": frozenset({"retry_after", "header", "body_retry_after"}),
@@ -54,6 +55,8 @@ _PARAMS: dict[str, frozenset[str]] = {
     "revoked": frozenset(),
 }
 FAULT_KINDS = frozenset(_PARAMS)
+#: Each kind's parameters (read-only): what ``--fault`` of ``devrev-simulator`` accepts and lists in its help.
+FAULT_PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(_PARAMS)
 
 _DEFAULT_HTML = (
     "<html><head><title>Service temporarily unavailable</title></head>"
