@@ -10,8 +10,9 @@ from airflow_provider_devrev._arguments import LazyHookMixin, known_at_parse_tim
 from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import get_session_recording_request, validate_text
+from airflow_provider_devrev.contract import get_session_recording_request, validate_platform, validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.links import DevRevSessionLink, keep_session_url
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -79,6 +80,9 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
     :param timeout: Seconds to wait for each read (overrides the connection's ``timeout``).
     :param max_retries: Retries of a 429, 5xx, connection error or timeout (overrides the connection's).
     :param max_retry_wait: Longest ``Retry-After`` waited out; a longer one fails the task at once.
+    :param platform: ``android``, ``ios`` or ``web``, for the "DevRev session" link only (the request does not
+        need it): ``web`` with ``tab_id``; a mobile recording has a link from a template using ``{platform}``
+        only if it is given. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -88,8 +92,10 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
         "tab_id",
         "output_path",
         "devrev_conn_id",
+        "platform",
     )
     ui_color = "#e6f0ff"
+    operator_extra_links = (DevRevSessionLink(),)
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
+        platform: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,6 +123,9 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
             for name in ("session_id", "version_key"):
                 if known_at_parse_time(arguments[name]):
                     validate_text(arguments[name], name)
+        if platform is not None and known_at_parse_time(platform):
+            validate_platform(platform)
+        self.platform = platform
         self.session_id = session_id
         self.version_key = version_key
         self.recording_id = recording_id
@@ -126,6 +136,16 @@ class GetSessionRecordingOperator(LazyHookMixin, BaseOperator):
         self.hook_options = HookOptions(timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._fetch()
+        finally:  # a failed fetch keeps its link too: it is where a user goes to see why
+            platform = self.platform or ("web" if self.tab_id is not None else None)
+            settings = self.hook.settings_read
+            keep_session_url(
+                self, context, settings, platform=platform, session_id=self.session_id, version_key=self.version_key
+            )
+
+    def _fetch(self) -> dict[str, Any]:
         which = f"recording {self.recording_id}" if self.recording_id is not None else f"tab {self.tab_id}"
         ids = {"recording_id": self.recording_id, "tab_id": self.tab_id}
         if self.output_path is not None:

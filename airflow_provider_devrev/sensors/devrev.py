@@ -21,6 +21,7 @@ from airflow_provider_devrev._compat import (
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import get_session_request, summarize_session
 from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.links import DevRevSessionLink, keep_session_url
 from airflow_provider_devrev.policy import (
     CheckHistory,
     SensorOutcome,
@@ -75,6 +76,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
 
     template_fields: Sequence[str] = SessionArgumentsMixin.SESSION_TEMPLATE_FIELDS
     ui_color = "#e6f0ff"
+    operator_extra_links = (DevRevSessionLink(),)
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         #: Unix time the sensor's ``timeout`` ends; set by ``execute``, ``None`` for a bare ``poke`` call.
         self._deadline: float | None = None
         self._history = CheckHistory()
+        self._link_kept = False
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._last_failure = None
@@ -110,8 +113,19 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             session = self.hook.call(request, deadline=self._deadline)
         except DevRevError as err:
             return self._not_done(err)
+        finally:
+            self._keep_link(context)
         self.log.info("Found %s", summarize_session(session))
         return PokeReturnValue(is_done=True, xcom_value=session)
+
+    def _keep_link(self, context: Context) -> None:
+        # At the first check, once the connection is read: a waiting sensor shows its link on Airflow 2.11,
+        # whose UI reads the XCom at once (3.x's reads what the task kept when it stops running).
+        # Once per run: a bad template is logged once, not at every poke.
+        settings = self.hook.settings_read
+        if not self._link_kept and settings is not None:
+            self._link_kept = True
+            keep_session_url(self, context, settings, **self.session_values())
 
     def _not_done(self, err: DevRevError) -> bool:
         self._last_failure = err
