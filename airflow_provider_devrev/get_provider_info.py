@@ -74,7 +74,7 @@ CONN_FIELDS: dict[str, Any] = {
     "session_url_template": {
         "label": "DevRev session link (URL template)",
         "schema": {"type": ["string", "null"]},
-        "description": "The address of a session in DevRev's app, for the \"DevRev session\" button on the "
+        "description": 'The address of a session in DevRev\'s app, for the "DevRev session" button on the '
         "tasks: an http(s) URL with {platform}, {session_id} and {version_key}, e.g. "
         "https://devrev.example.com/sessions/{session_id}. Empty: no button.",
     },

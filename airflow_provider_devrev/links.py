@@ -118,17 +118,27 @@ def keep_session_url(
     """
     Build the task's session address and keep it as its :data:`SESSION_URL_XCOM_KEY` XCom; return it.
 
-    Never raises for the link's sake: a task fetches sessions, and a bad template must not fail it. What stops
-    the link is logged, once, at WARNING.
+    Without a link the XCom is ``""``, kept all the same: Airflow 3 asks for the link when every task ends, and
+    its worker logs an ERROR for an XCom that does not exist. A bad template never fails the task (it fetches
+    sessions; the link is a convenience): what stops the link is logged at WARNING, naming the extra.
 
     :param task: The running operator or sensor (its ``log`` and ``devrev_conn_id`` are used).
     :param context: The task's context (its ``ti`` keeps the XCom).
     :param settings: The connection as the task read it; ``None`` if it never could (no link then).
     """
+    url = _url_or_none(task, settings, platform=platform, session_id=session_id, version_key=version_key)
+    ti = context.get("ti")
+    if ti is not None:  # a unit test may call poke() or execute() with a context of its own
+        ti.xcom_push(key=SESSION_URL_XCOM_KEY, value=url or "")
+    return url
+
+
+def _url_or_none(
+    task: Any, settings: ConnectionSettings | None, *, platform: str | None, session_id: str, version_key: str
+) -> str | None:
     template = settings.session_url_template if settings is not None else None
-    if not template:
+    if not template or settings is None:
         return None
-    what = extra_label(SESSION_URL_TEMPLATE, task.devrev_conn_id)
     problem = template_problem(template)
     if problem is None:
         try:
@@ -137,12 +147,10 @@ def keep_session_url(
             problem = f"{err}" + (" (pass platform= to the task)" if platform is None else "")
         else:
             # A token pasted into the template by mistake would be shown to everyone who opens the task.
-            if settings is not None and (settings.token in url or quote(settings.token, safe="") in url):
-                problem = "contains the connection's API token"
-            else:
-                context["ti"].xcom_push(key=SESSION_URL_XCOM_KEY, value=url)
+            if settings.token not in url and quote(settings.token, safe="") not in url:
                 return url
-    task.log.warning("No DevRev session link: %s %s", what, problem)
+            problem = "contains the connection's API token"
+    task.log.warning("No DevRev session link: %s %s", extra_label(SESSION_URL_TEMPLATE, task.devrev_conn_id), problem)
     return None
 
 

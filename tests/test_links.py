@@ -112,9 +112,10 @@ def test_a_template_that_cannot_make_a_safe_address_says_why(template: Any, prob
 
 
 @pytest.mark.parametrize("template", [None, ""])
+# Kept empty rather than not at all: Airflow 3's worker logs an ERROR for every missing XCom it asks for.
 def test_without_the_extra_there_is_no_link_and_nothing_is_logged(template: Any, caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="tests.links"):
-        assert keep(template) == (None, {})
+        assert keep(template) == (None, {SESSION_URL_XCOM_KEY: ""})
     assert caplog.records == []
 
 
@@ -124,9 +125,18 @@ def test_a_good_template_is_kept_as_the_xcom_the_button_reads() -> None:
     assert pushed == {SESSION_URL_XCOM_KEY: url}
 
 
+def test_a_connection_never_read_gives_an_empty_link_and_a_context_without_ti_none() -> None:
+    ti = FakeTI()
+    assert keep_session_url(FakeTask(), {"ti": ti}, None, platform="web", session_id="s", version_key="v") is None
+    assert ti.pushed == {SESSION_URL_XCOM_KEY: ""}
+    assert keep_session_url(FakeTask(), {}, settings(TEMPLATE), platform="web", session_id="s", version_key="v") == (
+        "https://devrev.example.com/web/sessions/s?app=v"
+    )
+
+
 def test_a_bad_template_costs_the_link_not_the_task_and_the_log_names_the_extra(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="tests.links"):
-        assert keep("https://x.example/{id}") == (None, {})
+        assert keep("https://x.example/{id}") == (None, {SESSION_URL_XCOM_KEY: ""})
     [record] = caplog.records
     assert record.getMessage() == (
         "No DevRev session link: extra session_url_template of connection 'devrev_links' has the unknown "
@@ -136,7 +146,7 @@ def test_a_bad_template_costs_the_link_not_the_task_and_the_log_names_the_extra(
 
 def test_a_template_needing_a_platform_the_task_does_not_know_gives_no_link(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="tests.links"):
-        assert keep(TEMPLATE, platform=None) == (None, {})
+        assert keep(TEMPLATE, platform=None) == (None, {SESSION_URL_XCOM_KEY: ""})
     assert "uses {platform}, which this task does not know (pass platform= to the task)" in caplog.text
     assert keep("https://x.example/{session_id}", platform=None)[0] == "https://x.example/s-1"
 
@@ -144,7 +154,7 @@ def test_a_template_needing_a_platform_the_task_does_not_know_gives_no_link(capl
 @pytest.mark.parametrize("where", ["https://x.example/{session_id}?t=" + TOKEN, "https://x.example/" + TOKEN])
 def test_a_token_pasted_into_the_template_is_never_shown(where: str, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="tests.links"):
-        assert keep(where) == (None, {})
+        assert keep(where) == (None, {SESSION_URL_XCOM_KEY: ""})
     assert "contains the connection's API token" in caplog.text
     assert TOKEN not in caplog.text
 

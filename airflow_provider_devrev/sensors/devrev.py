@@ -104,7 +104,8 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         #: Unix time the sensor's ``timeout`` ends; set by ``execute``, ``None`` for a bare ``poke`` call.
         self._deadline: float | None = None
         self._history = CheckHistory()
-        self._link_kept = False
+        #: Whether the link was kept: ``None`` not yet, ``False`` before the connection could be read.
+        self._link_kept: bool | None = None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._last_failure = None
@@ -119,13 +120,13 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=session)
 
     def _keep_link(self, context: Context) -> None:
-        # At the first check, once the connection is read: a waiting sensor shows its link on Airflow 2.11,
-        # whose UI reads the XCom at once (3.x's reads what the task kept when it stops running).
-        # Once per run: a bad template is logged once, not at every poke.
+        # At the first check, so a waiting sensor has its link on Airflow 2.11, whose UI reads the XCom at once
+        # (3.x's reads what the task kept when it stops running); once more if the connection could not be read
+        # then. Not at every poke: a bad template is logged once.
         settings = self.hook.settings_read
-        if not self._link_kept and settings is not None:
-            self._link_kept = True
+        if self._link_kept is None or (not self._link_kept and settings is not None):
             keep_session_url(self, context, settings, **self.session_values())
+            self._link_kept = settings is not None
 
     def _not_done(self, err: DevRevError) -> bool:
         self._last_failure = err
