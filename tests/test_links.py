@@ -151,7 +151,9 @@ def test_a_template_needing_a_platform_the_task_does_not_know_gives_no_link(capl
     assert keep("https://x.example/{session_id}", platform=None)[0] == "https://x.example/s-1"
 
 
-@pytest.mark.parametrize("where", ["https://x.example/{session_id}?t=" + TOKEN, "https://x.example/" + TOKEN])
+@pytest.mark.parametrize(
+    "where", ["https://x.example/{session_id}?t=" + TOKEN, "https://x.example/" + TOKEN], ids=["query", "path"]
+)
 def test_a_token_pasted_into_the_template_is_never_shown(where: str, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="tests.links"):
         assert keep(where) == (None, {SESSION_URL_XCOM_KEY: ""})
@@ -223,3 +225,15 @@ def test_the_recording_operator_checks_a_literal_platform_when_the_dag_is_parsed
         task_id="r2", session_id="s", version_key="v", recording_id="r1", platform="{{ params.p }}"
     )
     assert "platform" in task.template_fields
+
+
+def test_a_fetch_that_fails_after_reading_the_connection_keeps_its_link(devrev_simulator, monkeypatch) -> None:
+    from airflow_provider_devrev.exceptions import DevRevNotFoundError
+
+    sim = devrev_simulator
+    monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", sim.connection_json(session_url_template=TEMPLATE))
+    ti = FakeTI()
+    task = GetSessionOperator(task_id="get", platform="ios", session_id="never-uploaded", version_key="v1")
+    with pytest.raises(DevRevNotFoundError):
+        task.execute({"ti": ti})  # type: ignore[arg-type]
+    assert ti.pushed == {SESSION_URL_XCOM_KEY: "https://devrev.example.com/ios/sessions/never-uploaded?app=v1"}

@@ -26,9 +26,12 @@ MOBILE_URL = (
 WEB_URL = "https://devrev.example.com/sessions/links-web%231?platform=web&app=com.acme.shop%405.2.0%20%28beta%29"
 
 
-def add_sessions(sim: Any) -> None:
-    from tests.e2e.dags.devrev_e2e_links import MOBILE, RECORDINGS, VERSION_KEY, WEB
+#: The DAG's sessions (its constants, not imported: a deployment test must not parse DAGs in its own process).
+MOBILE, WEB, VERSION_KEY, RECORDINGS = "links-mobile/1", "links-web#1", "com.acme.shop@5.2.0 (beta)", ["rec-1", "rec-2"]
 
+
+def add_sessions(sim: Any) -> None:
+    """The sessions the DAG fetches and waits for, in ``sim``."""
     mobile = sim.make_session("mobile", platform="android", session_id=MOBILE)
     sim.add_session({**mobile, "recording_ids": RECORDINGS}, version_key=VERSION_KEY)
     web = sim.make_session("web", platform="web", session_id=WEB)
