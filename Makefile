@@ -91,7 +91,7 @@ reliability: install
 docs-screenshots: install
 	bash scripts/system_deps.sh
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 DEVREV_SCREENSHOTS=$(CURDIR)/docs/img \
-		$(BIN)/python -m pytest -q -p no:cacheprovider tests/deployment/test_connection_form.py
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/deployment/test_connection_form.py tests/deployment/test_session_link.py
 
 # Benchmarks (bench/README.md): one table per benchmark, written to docs/benchmarks.md. Tests time nothing.
 # bench: the capacity table's six configurations (1,000 / 2,000 / 10,000 waits x 2 s / 5 s polls, DevRev trigger

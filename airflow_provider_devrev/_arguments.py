@@ -80,3 +80,7 @@ class SessionArgumentsMixin(LazyHookMixin):
         self.version_key = version_key
         self.devrev_conn_id = devrev_conn_id
         self.hook_options = hook_options
+
+    def session_values(self) -> dict[str, str]:
+        """The rendered ``platform``, ``session_id`` and ``version_key``, e.g. for the "DevRev session" link."""
+        return {"platform": self.platform, "session_id": self.session_id, "version_key": self.version_key}

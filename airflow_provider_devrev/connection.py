@@ -86,6 +86,9 @@ class ConnectionSettings:
     :param retry: The retry policy from ``max_retries`` and ``max_retry_wait``.
     :param api_scope: Sent as ``X-Devrev-Scope``; ``None`` sends no such header.
     :param network: Proxy, CAs and TLS verification (:mod:`airflow_provider_devrev.network`).
+    :param session_url_template: The extra ``session_url_template``, as given: the address of a session in
+        DevRev's app for the tasks' "DevRev session" link, checked only when a link is built
+        (:mod:`airflow_provider_devrev.links`), so a bad one costs the link, never a request.
     """
 
     base_url: str
@@ -96,6 +99,7 @@ class ConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     api_scope: str | None = DEFAULT_API_SCOPE
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    session_url_template: Any = None
 
     def headers(self) -> dict[str, str]:
         """The headers of every request: auth, JSON, scope, and who we are."""
@@ -161,6 +165,7 @@ def settings_from_connection(
         ),
         api_scope=api_scope or None,
         network=network_settings(conn_id, base_url, extra, environ),
+        session_url_template=extra.get("session_url_template") or None,
     )
 
 

@@ -16,7 +16,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "DevRev personal access token or service token",
         "extra": '{"timeout": 30, "request_timeout": 300, "max_retries": 5, "max_retry_wait": 300, '
         '"api_scope": "beta", "proxy": "http://proxy.example.com:3128", "ca_bundle": "/etc/ssl/certs/company-ca.pem", '
-        '"verify_tls": true}',
+        '"verify_tls": true, "session_url_template": '
+        '"https://devrev.example.com/sessions/{session_id}?platform={platform}&app={version_key}"}',
     },
 }
 
@@ -70,6 +71,13 @@ CONN_FIELDS: dict[str, Any] = {
         "schema": {"type": ["boolean", "null"], "default": True},
         "description": "Turn off only on a lab network: the token could then be read by anyone in between.",
     },
+    "session_url_template": {
+        "label": "DevRev session link (URL template)",
+        "schema": {"type": ["string", "null"]},
+        "description": 'The address of a session in DevRev\'s app, for the "DevRev session" button on the '
+        "tasks: an http(s) URL with {platform}, {session_id} and {version_key}, e.g. "
+        "https://devrev.example.com/sessions/{session_id}. Empty: no button.",
+    },
 }
 
 
@@ -104,6 +112,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.sensors.devrev"]}],
         "triggers": [{"integration-name": "DevRev", "python-modules": ["airflow_provider_devrev.triggers.devrev"]}],
+        "extra-links": ["airflow_provider_devrev.links.DevRevSessionLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_devrev.hooks.devrev.DevRevHook",

@@ -199,6 +199,14 @@ def test_a_recording_names_its_sessions_by_the_kind_of_id_and_writes_its_file(de
     assert mobile.outputs == []
     assert names(tab.inputs) == [(sim_namespace(devrev_simulator), "web/com.acme.shop@5.2.0")]
     assert names(tab.outputs) == [("file", str(output))]
+    # ...unless the DAG names the platform (the argument the DevRev session link needs).
+    named = GetSessionRecordingOperator(
+        task_id="named", session_id=crash["session_id"], version_key=VERSION, recording_id="r1", platform="ios"
+    )
+    named.execute({})
+    assert names(named.get_openlineage_facets_on_complete(None).inputs) == [
+        (sim_namespace(devrev_simulator), "ios/com.acme.shop@5.2.0")
+    ]
 
 
 @needs_openlineage

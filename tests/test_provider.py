@@ -53,9 +53,11 @@ def test_connection_form_declares_what_the_issue_asks():
         "proxy",
         "ca_bundle",
         "verify_tls",
+        "session_url_template",
     }
     # Airflow 2.11's form has no typed fields: the placeholder of the extra JSON shows the network extras.
-    assert all(name in behaviour["placeholders"]["extra"] for name in ("proxy", "ca_bundle", "verify_tls"))
+    extras_named = json.loads(behaviour["placeholders"]["extra"])
+    assert {"proxy", "ca_bundle", "verify_tls", "session_url_template"} <= set(extras_named)
 
     from airflow_provider_devrev.hooks.devrev import DevRevHook
 

@@ -133,6 +133,11 @@ class ConnectionReader(BaseHook):
         self._warn_if_unverified(settings)
         return settings
 
+    @property
+    def settings_read(self) -> ConnectionSettings | None:
+        """The validated connection if this hook has read it already, else ``None``: never a lookup."""
+        return self._current() if self._settings is not None else None
+
     def _lookup_policy(self) -> RetryPolicy:
         # The connection's own retry extras are what is being looked up: the hook's arguments, else defaults.
         retries, longest = self.options.max_retries, self.options.max_retry_wait

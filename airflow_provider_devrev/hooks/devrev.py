@@ -26,6 +26,7 @@ from airflow_provider_devrev.hooks._streaming import StreamedRecording as Stream
 from airflow_provider_devrev.hooks._streaming import stream_checked
 from airflow_provider_devrev.hooks._sync_transport import MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY_BYTES
 from airflow_provider_devrev.hooks._sync_transport import STREAM_CHUNK_BYTES as STREAM_CHUNK_BYTES
+from airflow_provider_devrev.links import template_problem
 from airflow_provider_devrev.listing import SessionQuery, parse_page, session_query
 
 if TYPE_CHECKING:
@@ -365,6 +366,9 @@ class DevRevHook(ConnectionReader):
         except DevRevError as err:
             return False, f"DevRev connection {self.devrev_conn_id!r} failed: {err}"
         who = user.get("display_name") or user.get("full_name") or user.get("email") or user.get("id")
+        problem = template_problem(self.settings.session_url_template)
+        if problem:
+            return False, f"DevRev connection {self.devrev_conn_id!r} works, but its session_url_template {problem}"
         return True, f"Connected to DevRev at {self.settings.base_url} as {who} ({user.get('id')})"
 
     # -- transport ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import summarize_session
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.lineage import OpenLineageMixin
+from airflow_provider_devrev.links import DevRevSessionLink, keep_session_url
 from airflow_provider_devrev.listing import to_utc
 from airflow_provider_devrev.operators.recording import GetSessionRecordingOperator as GetSessionRecordingOperator
 from airflow_provider_devrev.operators.sessions import GetSessionsOperator as GetSessionsOperator
@@ -57,6 +58,7 @@ class GetSessionOperator(OpenLineageMixin, SessionArgumentsMixin, BaseOperator):
 
     template_fields: Sequence[str] = SessionArgumentsMixin.SESSION_TEMPLATE_FIELDS
     ui_color = "#e6f0ff"
+    operator_extra_links = (DevRevSessionLink(),)
 
     def __init__(
         self,
@@ -80,7 +82,10 @@ class GetSessionOperator(OpenLineageMixin, SessionArgumentsMixin, BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        session = self.hook.get_session(self.platform, self.session_id, self.version_key)
+        try:
+            session = self.hook.get_session(self.platform, self.session_id, self.version_key)
+        finally:  # a failed fetch keeps its link too: it is where a user goes to see why
+            keep_session_url(self, context, self.hook.settings_read, **self.session_values())
         self.log.info("Fetched %s", summarize_session(session))
         return session
 

@@ -10,9 +10,10 @@ from airflow_provider_devrev._arguments import known_at_parse_time
 from airflow_provider_devrev._compat import AirflowFailException, BaseOperator
 from airflow_provider_devrev._storage import published_atomically
 from airflow_provider_devrev.connection import HookOptions
-from airflow_provider_devrev.contract import get_session_recording_request, validate_text
+from airflow_provider_devrev.contract import get_session_recording_request, validate_platform, validate_text
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
 from airflow_provider_devrev.lineage import OpenLineageMixin
+from airflow_provider_devrev.links import DevRevSessionLink, keep_session_url
 
 if TYPE_CHECKING:
     from airflow_provider_devrev._compat import Context
@@ -80,6 +81,9 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
     :param timeout: Seconds to wait for each read (overrides the connection's ``timeout``).
     :param max_retries: Retries of a 429, 5xx, connection error or timeout (overrides the connection's).
     :param max_retry_wait: Longest ``Retry-After`` waited out; a longer one fails the task at once.
+    :param platform: ``android``, ``ios`` or ``web``, for the "DevRev session" link only (the request does not
+        need it): ``web`` with ``tab_id``; a mobile recording has a link from a template using ``{platform}``
+        only if it is given. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -89,8 +93,10 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
         "tab_id",
         "output_path",
         "devrev_conn_id",
+        "platform",
     )
     ui_color = "#e6f0ff"
+    operator_extra_links = (DevRevSessionLink(),)
 
     def __init__(
         self,
@@ -105,6 +111,7 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
+        platform: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,6 +124,9 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
             for name in ("session_id", "version_key"):
                 if known_at_parse_time(arguments[name]):
                     validate_text(arguments[name], name)
+        if platform is not None and known_at_parse_time(platform):
+            validate_platform(platform)
+        self.platform = platform
         self.session_id = session_id
         self.version_key = version_key
         self.recording_id = recording_id
@@ -128,10 +138,23 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
 
     def _lineage_platform(self) -> str:
         # DevRev names a recording by session and version key alone: a tab is a web session's, a recording id an
-        # Android or iOS session's, and which of the two is nowhere in the request or the answer.
+        # Android or iOS session's, and which of the two is nowhere in the request or the answer unless the DAG
+        # gave `platform` (for the link).
+        if self.platform is not None:
+            return self.platform
         return "web" if self.tab_id is not None else "mobile"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._fetch()
+        finally:  # a failed fetch keeps its link too: it is where a user goes to see why
+            platform = self.platform or ("web" if self.tab_id is not None else None)
+            settings = self.hook.settings_read
+            keep_session_url(
+                self, context, settings, platform=platform, session_id=self.session_id, version_key=self.version_key
+            )
+
+    def _fetch(self) -> dict[str, Any]:
         which = f"recording {self.recording_id}" if self.recording_id is not None else f"tab {self.tab_id}"
         ids = {"recording_id": self.recording_id, "tab_id": self.tab_id}
         if self.output_path is not None:

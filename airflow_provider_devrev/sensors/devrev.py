@@ -21,6 +21,7 @@ from airflow_provider_devrev._compat import (
 from airflow_provider_devrev.connection import HookOptions
 from airflow_provider_devrev.contract import get_session_request, summarize_session
 from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.links import DevRevSessionLink, keep_session_url
 from airflow_provider_devrev.policy import (
     CheckHistory,
     SensorOutcome,
@@ -75,6 +76,7 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
 
     template_fields: Sequence[str] = SessionArgumentsMixin.SESSION_TEMPLATE_FIELDS
     ui_color = "#e6f0ff"
+    operator_extra_links = (DevRevSessionLink(),)
 
     def __init__(
         self,
@@ -102,6 +104,8 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         #: Unix time the sensor's ``timeout`` ends; set by ``execute``, ``None`` for a bare ``poke`` call.
         self._deadline: float | None = None
         self._history = CheckHistory()
+        #: Whether the link was kept: ``None`` not yet, ``False`` before the connection could be read.
+        self._link_kept: bool | None = None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._last_failure = None
@@ -110,8 +114,19 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             session = self.hook.call(request, deadline=self._deadline)
         except DevRevError as err:
             return self._not_done(err)
+        finally:
+            self._keep_link(context)
         self.log.info("Found %s", summarize_session(session))
         return PokeReturnValue(is_done=True, xcom_value=session)
+
+    def _keep_link(self, context: Context) -> None:
+        # At the first check, so a waiting sensor has its link on Airflow 2.11, whose UI reads the XCom at once
+        # (3.x's reads what the task kept when it stops running); once more if the connection could not be read
+        # then. Not at every poke: a bad template is logged once.
+        settings = self.hook.settings_read
+        if self._link_kept is None or (not self._link_kept and settings is not None):
+            keep_session_url(self, context, settings, **self.session_values())
+            self._link_kept = settings is not None
 
     def _not_done(self, err: DevRevError) -> bool:
         self._last_failure = err

@@ -51,6 +51,7 @@ EXTRAS: dict[str, str | bool] = {
     "Proxy URL": "",
     "CA bundle (PEM file)": "",
     "Verify TLS certificates": True,
+    "DevRev session link (URL template)": "",
 }
 EXTRA_KEYS = (
     "timeout",
@@ -62,6 +63,7 @@ EXTRA_KEYS = (
     "proxy",
     "ca_bundle",
     "verify_tls",
+    "session_url_template",
 )
 
 
@@ -220,6 +222,7 @@ def test_connection_form_in_a_real_browser(tmp_path: Path) -> None:
             "proxy": None,
             "ca_bundle": None,
             "verify_tls": True,
+            "session_url_template": None,
         }
         # The token went into the DB exactly as typed: the hook's test authenticates with it.
         sim.clear_requests()
