@@ -126,7 +126,9 @@ class GetSessionRecordingOperator(OpenLineageMixin, BaseOperator):
                     validate_text(arguments[name], name)
         if platform is not None and known_at_parse_time(platform):
             validate_platform(platform)
-        self.platform = platform
+        # Optional here alone (only the link needs it; _lineage_platform covers None), where the lineage mixin's
+        # other operators require it.
+        self.platform = platform  # type: ignore[assignment]
         self.session_id = session_id
         self.version_key = version_key
         self.recording_id = recording_id
