@@ -101,12 +101,20 @@ def output_dataset(output_path: Any) -> Dataset:
         converted = translate_airflow_asset(Asset(uri=uri), None)
     except Exception:  # a URL Airflow's asset rules refuse: the provider's own fallback names it below
         converted = None
+    parts = urlsplit(uri)
+    if converted is None and parts.scheme == "file":
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+
+        # The file converter's naming (common-io), which Airflow 2.11 never reaches for a path with a non-ASCII
+        # character (its Dataset takes ASCII URIs only): the object-storage fallback would name the same file
+        # "file://" and its path without the leading "/" there, another dataset than on Airflow 3.
+        converted = Dataset(namespace=f"file://{parts.netloc}" if parts.netloc else "file", name=parts.path)
     if converted is None:
         converted = ExtractorManager.convert_to_ol_dataset_from_object_storage_uri(uri)
     if converted is None:  # no "/" at all: nothing to split into a namespace and a name
         from airflow.providers.common.compat.openlineage.facet import Dataset
 
-        converted = Dataset(namespace=urlsplit(uri).scheme, name=uri)
+        converted = Dataset(namespace=parts.scheme, name=uri)
     return converted
 
 

@@ -12,9 +12,9 @@ So nothing is looked up when a DAG file is parsed or a page is shown, a run keep
 the template changes, and the same code serves Airflow 2.11 (whose webserver calls :meth:`get_link`) and 3.x
 (whose worker calls it when the task ends and stores what it returns for the UI).
 
-A template that cannot make a safe address (an unknown placeholder, not ``http(s)://``, credentials in it) never
-fails a task: the task logs why, naming the extra and the connection, and shows no link; ``airflow connections
-test`` fails with the same words.
+A template that cannot make a safe address (an unknown placeholder, not ``http(s)://``, credentials or a placeholder
+in its host) or a value that would make a ``..`` path segment never fails a task: the task logs why, naming the
+extra and the connection, and shows no link; ``airflow connections test`` fails with the same words for a template.
 """
 
 from __future__ import annotations
@@ -84,6 +84,10 @@ def template_problem(template: Any) -> str | None:
     parts = urlsplit(_fill(template, {name: "x" for name in PLACEHOLDERS}))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL with a host"
+    # Filled twice with different values: a scheme or host that changes is one a task's values would choose
+    # (a session id from a DAG run's conf could send the button to any site).
+    if urlsplit(_fill(template, {name: "y" for name in PLACEHOLDERS}))[:2] != parts[:2]:
+        return f"has a placeholder before the path: the host must be fixed, and {_placeholders()} come after it"
     if parts.username is not None or parts.password is not None:
         return "contains credentials (user:password@): everyone who sees the task would see them"
     return None
@@ -97,13 +101,17 @@ def session_url(template: str, *, platform: str | None, session_id: str, version
     :param template: A template :func:`template_problem` accepts.
     :param platform: ``android``, ``ios`` or ``web``; ``None`` when the task cannot tell (a mobile recording
         fetched without ``platform``), which only a template without ``{platform}`` accepts.
-    :raises ValueError: the template needs a value the task does not have.
+    :raises ValueError: the template needs a value the task does not have, or a value would make a ``.`` or
+        ``..`` path segment (``quote`` leaves dots alone; a browser would open another page of the site).
     """
     values = {"platform": platform, "session_id": session_id, "version_key": version_key}
     missing = [name for name in _names(template) if values[name] is None]
     if missing:
         raise ValueError(f"uses {{{missing[0]}}}, which this task does not know")
-    return _fill(template, {name: quote(str(value), safe="") for name, value in values.items() if value is not None})
+    url = _fill(template, {name: quote(str(value), safe="") for name, value in values.items() if value is not None})
+    if any(segment.lower().replace("%2e", ".") in (".", "..") for segment in urlsplit(url).path.split("/")):
+        raise ValueError("gives the address a '.' or '..' path segment, which a browser would resolve to another page")
+    return url
 
 
 def keep_session_url(

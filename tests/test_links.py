@@ -71,12 +71,38 @@ def test_values_are_url_quoted_so_they_cannot_change_the_address_shape() -> None
     version_key=st.text(min_size=1, max_size=40),
 )
 def test_any_value_comes_back_whole_from_its_place_and_the_host_never_moves(session_id: str, version_key: str) -> None:
+    if session_id in (".", ".."):  # a whole path segment a browser would resolve: no link at all
+        with pytest.raises(ValueError, match="path segment"):
+            session_url(TEMPLATE, platform="android", session_id=session_id, version_key=version_key)
+        return
     url = session_url(TEMPLATE, platform="android", session_id=session_id, version_key=version_key)
     parts = urlsplit(url)
     assert (parts.scheme, parts.hostname, parts.fragment) == ("https", "devrev.example.com", "")
     assert unquote(parts.path.rsplit("/", 1)[1]) == session_id
     assert parts.query.count("=") == 1
     assert unquote(parts.query.removeprefix("app=")) == version_key
+
+
+@pytest.mark.parametrize(
+    ("template", "values"),
+    [
+        (TEMPLATE, {"session_id": ".."}),
+        (TEMPLATE, {"session_id": "."}),
+        ("https://x.example/{version_key}/view", {"version_key": ".."}),
+        # Browsers read %2e as a dot in a path segment (WHATWG URL): a literal %2e beside the value is one too.
+        ("https://x.example/sessions/%2E{session_id}/view", {"session_id": "."}),
+    ],
+)
+def test_a_value_that_would_step_up_the_path_gives_no_link(template: str, values: dict[str, str], caplog) -> None:
+    # quote() leaves dots alone, and a browser resolves /sessions/../replay to /replay: another page of the site.
+    with caplog.at_level(logging.WARNING, logger="tests.links"):
+        assert keep(template, **values) == (None, {SESSION_URL_XCOM_KEY: ""})
+    assert "a '.' or '..' path segment" in caplog.text
+
+
+def test_dots_inside_a_value_are_kept() -> None:
+    url = session_url(TEMPLATE, platform="ios", session_id="..a", version_key="..")
+    assert url == "https://devrev.example.com/ios/sessions/..a?app=.."
 
 
 def test_literal_braces_stay_and_unused_placeholders_are_fine() -> None:
@@ -103,6 +129,10 @@ def test_literal_braces_stay_and_unused_placeholders_are_fine() -> None:
         ("https://x.example/ {session_id}", "contains whitespace or a control character"),
         ("https://x.example/\n{session_id}", "contains whitespace or a control character"),
         (42, "must be a URL (text)"),
+        # A value in the host would let a session id (a DAG run's conf, say) choose the site the button opens.
+        ("https://{session_id}/x", "has a placeholder before the path"),
+        ("https://devrev.example.com.{platform}/x", "has a placeholder before the path"),
+        ("https://x.example:{session_id}/x", "has a placeholder before the path"),
     ],
 )
 def test_a_template_that_cannot_make_a_safe_address_says_why(template: Any, problem: str) -> None:

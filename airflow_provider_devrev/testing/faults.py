@@ -88,6 +88,17 @@ def _status(params: dict[str, Any], default: int | None, allowed: tuple[int, ...
     return status
 
 
+#: The longest wait a fault may ask for (about 31 years): far beyond any test, and short enough that a
+#: ``Retry-After`` date and a thread's wait can still be computed from it.
+MAX_SECONDS = 10**9
+
+
+def _is_seconds(value: Any) -> bool:
+    """Whether a fault can wait ``value`` seconds: a number, not a bool, not NaN, in ``0..MAX_SECONDS``."""
+    # JSON, and so --fault, takes NaN and Infinity; 1e309 overflows to Infinity.
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_SECONDS
+
+
 def make_fault(
     kind: str, *, times: int | None, path: str | None, session_id: str | None, params: dict[str, Any]
 ) -> Fault:
@@ -110,8 +121,8 @@ def make_fault(
         raise ValueError("times must be a positive int or None")
     if kind == "rate_limit":
         retry_after = params.setdefault("retry_after", 1)
-        if not isinstance(retry_after, int | float) or retry_after < 0:
-            raise ValueError("retry_after must be a number >= 0")
+        if not _is_seconds(retry_after):
+            raise ValueError(f"retry_after must be a number >= 0 and <= {MAX_SECONDS:,}, not {retry_after!r}")
         if params.setdefault("header", "seconds") not in ("seconds", "http-date", None):
             raise ValueError("header must be 'seconds', 'http-date' or None")
         params.setdefault("body_retry_after", int(retry_after))
@@ -120,10 +131,12 @@ def make_fault(
     elif kind == "status":
         _status(params, None)
         json.dumps(params.get("body"))  # fail now on a body that cannot be sent
+        if not isinstance(params.get("headers") or {}, dict):
+            raise ValueError(f"headers must be a JSON object of names to values, not {params['headers']!r}")
     elif kind == "slow":
         delay = params.get("delay")
-        if not isinstance(delay, int | float) or delay < 0:
-            raise ValueError("slow needs delay=<seconds >= 0>")
+        if not _is_seconds(delay):
+            raise ValueError(f"slow needs delay=<seconds >= 0 and <= {MAX_SECONDS:,}>, not {delay!r}")
     elif kind == "cut_body":
         after = params.setdefault("after_bytes", None)
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):

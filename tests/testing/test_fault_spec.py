@@ -156,6 +156,20 @@ def test_examples_parse(text: str, expected: FaultSpec) -> None:
         ("drop*²", "not '²'"),
         ("drop*2*3", "'*' appears twice"),
         ("drop@sessions.get@sessions.list", "'@' appears twice"),
+        # JSON takes NaN and Infinity (and 1e309 overflows to it): no wait can be computed from them, and
+        # Infinity used to escape as an OverflowError (a traceback, not exit status 2).
+        ("rate_limit:retry_after=Infinity", "retry_after must be a number >= 0"),
+        ("rate_limit:retry_after=1e309", "retry_after must be a number >= 0"),
+        ("rate_limit:retry_after=NaN", "retry_after must be a number >= 0"),
+        ("rate_limit:retry_after=true", "retry_after must be a number >= 0"),
+        # A date too far to write in an HTTP-date header failed each request it met instead.
+        ("rate_limit:header=http-date,retry_after=1e300", "retry_after must be a number >= 0"),
+        ("slow:delay=NaN", "slow needs delay"),
+        ("slow:delay=Infinity", "slow needs delay"),
+        ("slow:delay=1e300", "slow needs delay"),
+        # Not a JSON object: every request the fault met failed in the simulator instead.
+        ("status:status=400,headers=5", "headers must be a JSON object"),
+        ('status:status=400,headers=["X-A"]', "headers must be a JSON object"),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_value_and_the_problem(text: str, message: str) -> None:

@@ -182,7 +182,20 @@ def test_a_bad_fault_stops_it_before_it_listens_with_exit_status_2_naming_the_va
     assert done.stdout == ""
     assert done.stderr.splitlines()[-1] == (
         "devrev-simulator: error: argument --fault: bad --fault 'rate_limit:retry_after=soon@sessions.get': "
-        "retry_after must be a number >= 0"
+        "retry_after must be a number >= 0 and <= 1,000,000,000, not 'soon'"
+    )
+
+
+def test_an_infinite_wait_stops_it_with_exit_status_2_not_a_traceback() -> None:
+    # JSON's Infinity: int() of it raised OverflowError, which escaped argparse as a traceback.
+    done = subprocess.run(
+        [*CLI, "--fault", "rate_limit:retry_after=Infinity"], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "devrev-simulator: error: argument --fault: bad --fault 'rate_limit:retry_after=Infinity': "
+        "retry_after must be a number >= 0 and <= 1,000,000,000, not inf"
     )
 
 
