@@ -43,6 +43,12 @@ FALLBACK_PAUSE = 1.0
 #: How long a window that has just opened is assumed to hold ``X-Ratelimit-Limit`` requests before the server
 #: has said more of it: a backlog released at the reset sends that many, then waits at most this long for word.
 NEW_WINDOW_GRACE = 1.0
+#: How long past a window's reset the gate keeps counting the requests it sent into the window it assumed, while
+#: they are on the wire and none has answered: a budget granted afresh each grace would overrun the window.
+MAX_GUESS = 10.0
+#: Until the connection's first answer, one request is on the wire and the others wait at most this long, once:
+#: a thousand waits starting together would otherwise all be sent before the first word of the limit.
+FIRST_ANSWER_WAIT = 0.05
 
 log = logging.getLogger(__name__)
 #: The gates' clock, Unix time; a test that fakes a trigger's clock fakes this one with it.
@@ -63,6 +69,8 @@ class RateGate:
     __slots__ = (
         "_clock",
         "_lock",
+        "guessed_at",
+        "heard",
         "in_flight",
         "limit",
         "name",
@@ -81,6 +89,10 @@ class RateGate:
         #: Grows with every pause started or lengthened, so a call knows which pause it has waited out.
         self.pause_id = 0
         self.in_flight = 0
+        #: Whether any answer has come back yet.
+        self.heard = False
+        #: When the window now counted was assumed, for want of the server's word on it (``None``: it spoke).
+        self.guessed_at: float | None = None
         #: Admitted since the current window began: a request still hung from an earlier one does not count.
         self.sent = 0
         self.limit: int | None = None
@@ -107,10 +119,20 @@ class RateGate:
             if self.paused_until > now and self.pause_id != waited:
                 return self._wait(self.paused_until - now, max_wait, deadline)
             if self.reset_at is not None and now >= self.reset_at:
-                # The window the server described is over: assume the next one full, if its size is known,
-                # until the first answers say more of it.
-                self.remaining, self.sent = self.limit, 0
-                self.reset_at = None if self.limit is None else now + NEW_WINDOW_GRACE
+                guessed_at = self.guessed_at
+                if guessed_at is not None and self.in_flight and now < guessed_at + MAX_GUESS:
+                    # No word yet of the window assumed, and what was sent into it is still on the wire.
+                    self.reset_at = now + NEW_WINDOW_GRACE
+                else:
+                    # The window the server described is over: assume the next one full, if its size is
+                    # known, until the first answers say more of it.
+                    self.remaining, self.sent, self.guessed_at = self.limit, 0, now
+                    self.reset_at = None if self.limit is None else now + NEW_WINDOW_GRACE
+            if not self.heard and self.in_flight and waited == -1:
+                # Only a call that has waited nothing yet waits for the first answer, and only once.
+                if self.paused_until <= now:
+                    self._pause_until(now + FIRST_ANSWER_WAIT)
+                return self._wait(self.paused_until - now, max_wait, deadline)
             # What is left, less what is on the wire and perhaps not yet counted by the server.
             if (
                 self.reset_at is not None
@@ -142,6 +164,7 @@ class RateGate:
 
         :param retry_after: The wait a 429 asked for (header or body), already parsed; ``None``: none given.
         """
+        self.heard = True
         remaining_text = headers.get("X-Ratelimit-Remaining")
         if remaining_text is None and status != 429:
             return  # the common case: no word on the limit
@@ -154,8 +177,10 @@ class RateGate:
             if limit is not None:
                 self.limit = limit
             if remaining is not None and reset is not None and reset > now:
-                if self.reset_at is None or reset > self.reset_at:
-                    self.remaining, self.reset_at = remaining, reset  # a newer window (or the first word)
+                if self.reset_at is None or reset > self.reset_at or self.guessed_at is not None:
+                    # A newer window, the first word, or word of a window the gate only assumed.
+                    self.remaining, self.reset_at = remaining, reset
+                    self.guessed_at = None
                 elif reset == self.reset_at and self.remaining is not None:
                     self.remaining = min(self.remaining, remaining)
                 # An answer about an older window says nothing about this one.
@@ -265,8 +290,11 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def clear() -> None:
-    """Forget every gate (tests; a settings object already holding one keeps it)."""
+def clear_caches() -> None:
+    """
+    Forget every gate, and so every pause (between tests: see ``testing/caches.py``); a settings object that
+    already holds one keeps it.
+    """
     with _GATES_LOCK:
         _GATES.clear()
 
