@@ -148,6 +148,6 @@ def _fresh_rate_gates():
     """
     from airflow_provider_devrev.hooks import _rate_gate
 
-    _rate_gate.clear()
+    _rate_gate.clear_caches()
     yield
-    _rate_gate.clear()
+    _rate_gate.clear_caches()
