@@ -83,7 +83,9 @@ class RateGate:
 
     def __init__(self, name: str, *, clock: Callable[[], float] | None = None) -> None:
         self.name = name
-        self._clock = clock or _now
+        # The module's clock as it is when the gate is made (a test patches it first): read at every poll, so
+        # not through a function of ours that would read the module's each time.
+        self._clock = clock or now
         self._lock = threading.Lock()
         self.paused_until = 0.0
         #: Grows with every pause started or lengthened, so a call knows which pause it has waited out.
@@ -203,10 +205,6 @@ class RateGate:
         self.paused_until = until
         self.pause_id += 1
         return until - self._clock()
-
-
-def _now() -> float:
-    return now()
 
 
 def paused_error(name: str, seconds: float) -> DevRevRateLimitError:
