@@ -46,8 +46,10 @@ NEW_WINDOW_GRACE = 1.0
 #: How long past a window's reset the gate keeps counting the requests it sent into the window it assumed, while
 #: they are on the wire and none has answered: a budget granted afresh each grace would overrun the window.
 MAX_GUESS = 10.0
-#: Until the connection's first answer, one request is on the wire and the others wait at most this long, once:
-#: a thousand waits starting together would otherwise all be sent before the first word of the limit.
+#: Until the connection's first answer, at most this many requests are on the wire; the others wait at most
+#: :data:`FIRST_ANSWER_WAIT`, once: a thousand waits starting together would otherwise all be sent before the
+#: first word of the limit. A burst this small (a bulk fetch's workers) goes at once.
+FIRST_ANSWER_BURST = 16
 FIRST_ANSWER_WAIT = 0.05
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ class RateGate:
                     # known, until the first answers say more of it.
                     self.remaining, self.sent, self.guessed_at = self.limit, 0, now
                     self.reset_at = None if self.limit is None else now + NEW_WINDOW_GRACE
-            if not self.heard and self.in_flight and waited == -1:
+            if not self.heard and self.in_flight >= FIRST_ANSWER_BURST and waited == -1:
                 # Only a call that has waited nothing yet waits for the first answer, and only once.
                 if self.paused_until <= now:
                     self._pause_until(now + FIRST_ANSWER_WAIT)
