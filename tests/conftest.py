@@ -138,3 +138,16 @@ def fast_examples(monkeypatch):
     """The example DAGs poll every 0.2 s here instead of every minute."""
     monkeypatch.setenv("DEVREV_EXAMPLE_POKE_INTERVAL", "0.2")
     monkeypatch.setenv("DEVREV_EXAMPLE_SENSOR_TIMEOUT", "30")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_gates():
+    """
+    Every test starts with no shared rate-limit pause: the gates live for the process, and a 429 scripted by
+    one test must not pause the next one's requests to a host and token they happen to share.
+    """
+    from airflow_provider_devrev.hooks import _rate_gate
+
+    _rate_gate.clear_caches()
+    yield
+    _rate_gate.clear_caches()

@@ -40,6 +40,7 @@ from airflow_provider_devrev.contract import (
     unsendable_request_error,
 )
 from airflow_provider_devrev.exceptions import DevRevError
+from airflow_provider_devrev.hooks._rate_gate import RateGate, gate_for, pause_id
 from airflow_provider_devrev.network import (
     NetworkSettings,
     proxy_failure,
@@ -129,12 +130,15 @@ async def acall(
     :param deadline: Unix time after which no retry starts (a sensor's timeout).
     """
     sleep = sleep or asyncio.sleep
+    gate = gate_for(settings)
     async with shared_session() as session:
         try:
-            return await _send_once(session, request, settings)
+            return await _send_once(session, request, settings, gate, sleep, deadline, -1)
         except DevRevError as err:
             if not is_transient(err):
                 raise  # final (a 404 at every poll of a wait): nothing for the retry policy to weigh
+            # A retry waits at least the Retry-After that paused the gate: it need not wait that pause again.
+            waited = pause_id(gate, err, -1)
             wait = settings.retry.first_retry_wait(err, log=log(), what=_what(request, settings), deadline=deadline)
             if wait is None:
                 raise
@@ -144,51 +148,89 @@ async def acall(
         )
         async for attempt in AsyncRetrying(**kwargs):
             with attempt:
-                return await _send_once(session, request, settings)
+                return await _send_once(session, request, settings, gate, sleep, deadline, waited)
+            outcome = attempt.retry_state.outcome
+            waited = pause_id(gate, outcome.exception() if outcome else None, waited)
     raise AssertionError("unreachable: tenacity either returns, or re-raises the last error")
 
 
 async def _send_once(
-    session: aiohttp.ClientSession, request: ApiRequest, settings: ConnectionSettings
+    session: aiohttp.ClientSession,
+    request: ApiRequest,
+    settings: ConnectionSettings,
+    gate: RateGate | None,
+    sleep: Callable[[float], Awaitable[Any]],
+    deadline: float | None,
+    waited: int,
 ) -> dict[str, Any]:
-    failure: DevRevError
-    cause: BaseException | None = None
-    reading_body = False
+    if gate is not None:
+        # Asked before every attempt, retries included; a wait, if any, is waited outside this hot path.
+        wait, pause = gate.admit(waited, settings.retry.max_retry_wait, deadline)
+        if wait:
+            await _admitted(gate, settings, sleep, deadline, wait, pause)
+    # One function, not a second coroutine for the exchange: every poll of every trigger runs it.
     try:
-        async with session.request(
-            request.method,
-            # Encoded once by the contract, exactly as the sync transport sends it.
-            URL(request.url(settings.base_url), encoded=True),
-            json=request.body,
-            **_request_options(settings),
-        ) as response:
-            status, headers = response.status, response.headers
-            # Counted as the status arrives, as the sync transport does: a body cut short still had this answer.
-            metrics.request_answered(request.path, status)
-            reading_body = True
-            content = await response.read()
-    except Exception as err:
-        reported = _request_failure(request, settings, err, reading_body=reading_body)
-        if reported is None:
-            raise
-        failure, cause = reported
-        del reported  # else this frame would hold the error too (see the finally below)
-        if not reading_body:
-            count_unanswered(request, failure)
-    else:
+        failure: DevRevError
+        cause: BaseException | None = None
+        reading_body = False
         try:
-            return parse_response(request, status, headers, content)
-        except DevRevError as err:
-            failure = settings.retry.check_wait_acceptable(err)
-    # Raised here, outside the except clauses, so that no error is chained to what the library raised
-    # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
-    try:
-        raise failure from cause
+            async with session.request(
+                request.method,
+                # Encoded once by the contract, exactly as the sync transport sends it.
+                URL(request.url(settings.base_url), encoded=True),
+                json=request.body,
+                **_request_options(settings),
+            ) as response:
+                status, headers = response.status, response.headers
+                # Counted as the status arrives, as the sync transport does: a body cut short still had this answer.
+                metrics.request_answered(request.path, status)
+                reading_body = True
+                content = await response.read()
+        except Exception as err:
+            reported = _request_failure(request, settings, err, reading_body=reading_body)
+            if reported is None:
+                raise
+            failure, cause = reported
+            del reported  # else this frame would hold the error too (see the finally below)
+            if not reading_body:
+                count_unanswered(request, failure)
+        else:
+            try:
+                result = parse_response(request, status, headers, content)
+            except DevRevError as err:
+                if gate is not None:
+                    gate.observe(status, headers, err.retry_after)
+                failure = settings.retry.check_wait_acceptable(err)
+            else:
+                if gate is not None:
+                    gate.observe(status, headers, None)
+                return result
+        # Raised here, outside the except clauses, so that no error is chained to what the library raised
+        # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
+        try:
+            raise failure from cause
+        finally:
+            # The traceback holds this frame, and the frame would hold the error: a reference cycle per failed
+            # poll (a 404 at every poll of every trigger), with the response in it, left to the cyclic garbage
+            # collector, whose passes over a triggerer's heap cost more than the poll itself.
+            del failure, cause
     finally:
-        # The traceback holds this frame, and the frame would hold the error: a reference cycle per failed
-        # poll (a 404 at every poll of every trigger), with the response in it, left to the cyclic garbage
-        # collector, whose passes over a triggerer's heap cost more than the poll itself.
-        del failure, cause
+        if gate is not None:
+            gate.release()
+
+
+async def _admitted(
+    gate: RateGate,
+    settings: ConnectionSettings,
+    sleep: Callable[[float], Awaitable[Any]],
+    deadline: float | None,
+    wait: float,
+    pause: int,
+) -> None:
+    """Wait out the gate's pauses with the call's own sleep, each once, until it admits the attempt."""
+    while wait:
+        await sleep(wait)
+        wait, pause = gate.admit(pause, settings.retry.max_retry_wait, deadline)
 
 
 def _what(request: ApiRequest, settings: ConnectionSettings) -> str:

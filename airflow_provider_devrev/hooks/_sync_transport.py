@@ -36,6 +36,7 @@ from airflow_provider_devrev.contract import (
     unsendable_request_error,
 )
 from airflow_provider_devrev.exceptions import DevRevError, DevRevUnexpectedResponseError
+from airflow_provider_devrev.hooks._rate_gate import gate_for, observe, pause_id, send_gated
 from airflow_provider_devrev.network import (
     exception_chain,
     proxy_failure,
@@ -144,8 +145,20 @@ def _with_policy(
     deadline: float | None = None,
 ) -> Any:
     what = f"{request.describe()} to {settings.base_url}"
+    gate = gate_for(settings)
+    waited = -1
+
+    def attempt() -> Any:
+        nonlocal waited
+        try:
+            return send_gated(gate, send, waited, settings.retry.max_retry_wait, deadline, sleep)
+        except DevRevError as err:
+            # A retry waits at least the Retry-After that paused the gate: it need not wait that pause again.
+            waited = pause_id(gate, err, waited)
+            raise
+
     try:
-        return send()
+        return attempt()
     except DevRevError as err:
         wait = settings.retry.first_retry_wait(err, log=log(), what=what, deadline=deadline) if retry else None
         if wait is None:
@@ -154,7 +167,7 @@ def _with_policy(
     from tenacity import Retrying
 
     kwargs = settings.retry.tenacity_kwargs(sleep=sleep, log=log(), what=what, attempts_made=1, deadline=deadline)
-    return Retrying(**kwargs)(send)
+    return Retrying(**kwargs)(attempt)
 
 
 def _send_once(http: requests.Session, request: ApiRequest, settings: ConnectionSettings) -> dict[str, Any]:
@@ -179,9 +192,13 @@ def _send_once(http: requests.Session, request: ApiRequest, settings: Connection
             count_unanswered(request, failure)
     else:
         try:
-            return parse_response(request, status, headers, content)
+            result = parse_response(request, status, headers, content)
         except DevRevError as err:
+            observe(settings, status, headers, err.retry_after)
             failure = settings.retry.check_wait_acceptable(err)
+        else:
+            observe(settings, status, headers, None)
+            return result
     # Raised here, outside the except clauses, so that no error is chained to what the library raised
     # (implicitly, as __context__) unless it is a network failure, whose text holds no header.
     try:
@@ -240,9 +257,11 @@ def _stream_once(
             error_type="incomplete_body",
         )
     if failure is None and not answered:
-        failure = settings.retry.check_wait_acceptable(
-            error_from_response(request, response.status_code, response.headers, content)
-        )
+        refused = error_from_response(request, response.status_code, response.headers, content)
+        observe(settings, response.status_code, response.headers, refused.retry_after)
+        failure = settings.retry.check_wait_acceptable(refused)
+    elif failure is None:
+        observe(settings, response.status_code, response.headers, None)
     if failure is not None:
         raise failure from cause
     return written

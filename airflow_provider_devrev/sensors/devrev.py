@@ -149,11 +149,12 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
         return AirflowFailException(f"waiting for session {self.session_id!r} cannot succeed: {err}")
 
     def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
-        # Airflow's interval (exponential_backoff included), cut so the last check comes at the deadline
-        # rather than up to a poke_interval after it; but never sooner than a Retry-After DevRev asked for.
-        # The same rule as the trigger's, so poke, reschedule and deferrable modes agree.
+        # Airflow's interval (exponential_backoff included), or longer if a Retry-After asked for more, cut so
+        # the last check comes at the deadline rather than after it: that check sends nothing while the
+        # connection's shared rate-limit pause lasts past the deadline, so the timeout fires on time. The same
+        # rule as the trigger's, so poke, reschedule and deferrable modes agree.
         interval = super()._get_next_poke_interval(started_at, run_duration, poke_count)
-        return next_check_delay(wait_within_deadline(interval, self._deadline, time.time()), self._last_failure)
+        return wait_within_deadline(next_check_delay(interval, self._last_failure), self._deadline, time.time())
 
     def execute(self, context: Context) -> Any:
         started = time.time()

@@ -7,7 +7,7 @@ credential) and how many sessions it serves, then serves until SIGINT or SIGTERM
 ``--sessions FILE`` adds the sessions of a JSON Lines file (see
 :mod:`airflow_provider_devrev.testing.sessions_file`); a bad line stops it before it listens, exit status 2.
 ``--list`` prints the sessions it would serve (seeded and from the file) as a table and exits 0 without
-listening.
+listening. ``--rate-limit REQUESTS/SECONDS`` throttles each token to that many requests per fixed window.
 
 ``--fault KIND[:KEY=VALUE,...][@ENDPOINT][*TIMES]`` (repeatable) scripts a fault of
 :mod:`airflow_provider_devrev.testing.faults` as ``DevRevSimulator.add_fault`` does (syntax:
@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         'optionally with "visible_after_requests": N or "visible_at": "<ISO time>"',
     )
     parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        metavar="REQUESTS/SECONDS",
+        help="throttle each token to REQUESTS per fixed window of SECONDS, e.g. 100/300 (DevRev's own is per "
+        "user, in five-minute windows): over it, 429 with Retry-After; every answer carries X-Ratelimit-*",
+    )
+    parser.add_argument(
         "--list",
         action="store_true",
         help="print the sessions it would serve (seeded and from --sessions) as a table, and exit",
@@ -128,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cursor_mode=args.cursor,
             order=args.order,
             ignore_sort_by=args.ignore_sort_by,
+            rate_limit=args.rate_limit,
         )
         _add(simulator, from_file)
         for fault in args.fault:
@@ -165,6 +173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         simulator.stop()
     return 0
+
+
+def _rate_limit(text: str) -> tuple[int, float]:
+    """``--rate-limit``'s ``REQUESTS/SECONDS``, e.g. ``100/300``, as the simulator's ``rate_limit``."""
+    count, slash, seconds = text.partition("/")
+    try:
+        limit, per = int(count), float(seconds)
+    except ValueError:
+        limit, per = 0, 0.0
+    if not slash or limit < 1 or not 0 < per < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected REQUESTS/SECONDS with REQUESTS >= 1 and SECONDS > 0, not {text!r}")
+    return limit, per
 
 
 def _sessions(path: Path | None) -> list[SessionLine]:

@@ -4,7 +4,9 @@
 A worker or triggerer process reads a connection once and keeps what it read: an event loop reuses a looked-up
 connection for a minute (:data:`~airflow_provider_devrev.hooks._credentials.CONNECTION_TTL`), so thousands of
 triggers make one lookup. Tests break that assumption: each starts its own simulator, on a new port, under the
-same connection id, and tests that share an event loop would reach the previous test's simulator, long stopped.
+same connection id, and tests that share an event loop would reach the previous test's simulator, long stopped;
+and a 429 one test scripted would pause the next test's requests to the same host and token (the shared rate
+limit, :mod:`airflow_provider_devrev.hooks._rate_gate`).
 The ``devrev_simulator`` fixture calls :func:`reset_caches` before and after each test; call it too from a
 fixture of your own that points ``devrev_default`` somewhere else.
 
@@ -26,6 +28,7 @@ __all__ = ["CACHING_MODULES", "reset_caches"]
 CACHING_MODULES = (
     "airflow_provider_devrev.hooks._credentials",
     "airflow_provider_devrev.hooks._async_transport",
+    "airflow_provider_devrev.hooks._rate_gate",
     "airflow_provider_devrev.metrics",
 )
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_devrev.testing.protocol import Reply, json_reply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Hashable, Mapping
 
 _PARAMS: dict[str, frozenset[str]] = {
     "rate_limit": frozenset({"retry_after", "header", "body_retry_after"}),
@@ -265,32 +265,39 @@ def fault_reply(fault: Fault, *, normal: Callable[[], Reply], stop: threading.Ev
 
 
 class RateLimiter:
-    """The optional ``rate_limit=(requests, per_seconds)`` of a simulator: fixed windows of its clock.
+    """The optional ``rate_limit=(requests, per_seconds)`` of a simulator: fixed windows of its clock, one
+    series per token, as DevRev limits each user across all its APIs: every request made with a token counts
+    towards that token's window, whatever session or connection it is for, and another token has its own.
 
     :param limit: requests allowed per window.
     :param per: window length in clock seconds.
-    :param now: clock value at which the first window starts.
+    :param now: clock value at which the first window of every token starts (a token's later windows start
+        at its first request at least ``per`` after its current one started).
     """
 
     def __init__(self, limit: int, per: float, *, now: float) -> None:
         if limit < 1 or per <= 0:
             raise ValueError("rate_limit must be (requests >= 1, per_seconds > 0)")
-        self.limit, self.per = limit, per
-        self.window_start, self.count = now, 0
+        self.limit, self.per, self.start = limit, per, now
+        #: Per token key: [window start, requests counted in it].
+        self.windows: dict[Hashable, list[float]] = {}
 
-    def check(self, now: float) -> tuple[Reply | None, tuple[tuple[str, str], ...]]:
-        """Count a request: ``(429 reply or None, X-Ratelimit headers for an allowed reply)``."""
-        if now - self.window_start >= self.per:
-            self.window_start, self.count = now, 0
-        self.count += 1
+    def check(self, now: float, token: Hashable = None) -> tuple[Reply | None, tuple[tuple[str, str], ...]]:
+        """Count a request made with ``token`` (any key naming it, never needing the token itself):
+        ``(429 reply or None, X-Ratelimit headers for an allowed reply)``."""
+        window = self.windows.setdefault(token, [self.start, 0])
+        if now - window[0] >= self.per:
+            window[0], window[1] = now, 0
+        window[1] += 1
+        count = int(window[1])
         # Rounded up to the millisecond so a client that waits exactly this long lands in the next window.
-        wait = max(math.ceil((self.window_start + self.per - now) * 1000) / 1000, 0.001)
+        wait = max(math.ceil((window[0] + self.per - now) * 1000) / 1000, 0.001)
         headers = (
             ("X-Ratelimit-Limit", str(self.limit)),
-            ("X-Ratelimit-Remaining", str(max(self.limit - self.count, 0))),
+            ("X-Ratelimit-Remaining", str(max(self.limit - count, 0))),
             ("X-Ratelimit-Reset", str(math.ceil(time.time() + wait))),
         )
-        if self.count <= self.limit:
+        if count <= self.limit:
             return None, headers
         reply = too_many_requests(wait, header="seconds", body_retry_after=math.ceil(wait))
         return Reply(reply.status, reply.body, reply.content_type, reply.headers + headers), ()

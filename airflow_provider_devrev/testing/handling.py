@@ -267,7 +267,11 @@ class RequestHandling(SimulatorState):
                 if self._revoked:
                     return _unauthorized("token_revoked", "the token has been revoked")
                 now = self._clock()
-                limited, headers = self._limiter.check(now) if self._limiter else (None, ())
+                limited: Reply | None = None
+                headers: tuple[tuple[str, str], ...] = ()
+                if self._limiter:
+                    # One window per token (keyed by its number, the log's name for it), whatever it asks for.
+                    limited, headers = self._limiter.check(now, self._tokens_seen.index(self._token) + 1)
                 if limited is not None:
                     return limited
                 reply = dispatch(

@@ -63,8 +63,9 @@ class DevRevSimulator(RequestHandling):
     :param clock: time source (seconds) for ``appear_after_seconds``, the rate limit and the request log;
         inject a fake clock to control time in tests.
     :param page_size: default list page size when a request gives no ``limit``.
-    :param rate_limit: ``(requests, per_seconds)`` per fixed window of ``clock``; over it, 429 with
-        ``Retry-After``. When set, responses carry ``X-Ratelimit-Limit/-Remaining/-Reset``.
+    :param rate_limit: ``(requests, per_seconds)`` per fixed window of ``clock``, one series of windows per
+        token (every request made with it counts, whatever session or connection it is for); over it, 429
+        with ``Retry-After``. When set, responses carry ``X-Ratelimit-Limit/-Remaining/-Reset``.
     :param seed_data: False starts with no sessions at all.
     :param cursor_mode: how a list cursor remembers where its page ended: ``keyset`` (the sort key with the
         ``session_id`` as tie-break: a total order, stable when sessions come and go), ``keyset_no_tiebreak``

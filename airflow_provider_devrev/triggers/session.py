@@ -199,10 +199,11 @@ class DevRevSessionTrigger(BaseTrigger):
         interval = self.poll_interval
         if self.exponential_backoff:
             interval = sensor_backoff_interval(self.poll_interval, check_number, max_wait=self.max_wait)
-        # As in poke mode: the last check comes at the deadline, not up to an interval after it.
-        interval = wait_within_deadline(interval, self.end_time, type(self).clock())
+        # As in poke mode: no sooner than a Retry-After, but the last check comes at the deadline, not after
+        # it (a check that the connection's rate-limit pause holds past the deadline sends nothing).
+        wait = wait_within_deadline(next_check_delay(interval, err), self.end_time, type(self).clock())
         # A poke_interval of 0 is legal in Airflow; here it would make thousands of waits spin on DevRev.
-        return max(MIN_POLL_WAIT, next_check_delay(interval, err))
+        return max(MIN_POLL_WAIT, wait)
 
 
 def error_event(error: DevRevError) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from airflow_provider_devrev.exceptions import DevRevAuthError, DevRevError
+from airflow_provider_devrev.hooks import _rate_gate
 from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger, session_from_event
 from tests.fakes import FakeClock
 
@@ -20,6 +21,8 @@ def clock(monkeypatch) -> FakeClock:
     fake = FakeClock(start=1_000_000.0)
     monkeypatch.setattr(DevRevSessionTrigger, "clock", staticmethod(fake.time))
     monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(fake.async_sleep))
+    # The shared rate limit's pauses pass on the same clock as the trigger's waits.
+    monkeypatch.setattr(_rate_gate, "now", fake.time)
     return fake
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_devrev.exceptions import DevRevInvalidInputError
+from airflow_provider_devrev.hooks import _rate_gate
 from airflow_provider_devrev.testing.data import (
     SEED_ANDROID_SESSION_ID,
     SEED_EPOCH,
@@ -218,6 +219,8 @@ def driver(monkeypatch) -> Driver:
     fake = Driver(start=T0)
     monkeypatch.setattr(DevRevNewSessionsTrigger, "clock", staticmethod(fake.time))
     monkeypatch.setattr(DevRevNewSessionsTrigger, "sleep", staticmethod(fake.sleep))
+    # The shared rate limit's pauses pass on the same clock as the trigger's waits.
+    monkeypatch.setattr(_rate_gate, "now", fake.time)
     return fake
 
 
