@@ -213,6 +213,32 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.waits:,} deferred waits on one loop, one token, polling every {args.poll:g} s; sessions appear")
     print(f"within {args.window:g} s; each wait's deadline {args.window + 60:g} s after the start.\n")
     print(markdown_table(HEADERS, rows))
+    keep_figures(rows)
+
+
+def keep_figures(rows: list[list[str]]) -> None:
+    """Keep the rows where ``bench/plots.py`` draws the rate-limit plot from (``make bench-plots``)."""
+    from bench.plots import RATE_LIMIT_FIGURES
+
+    def number(cell: str) -> float:
+        return float(cell.removesuffix(" s").replace(",", ""))
+
+    figures = {
+        "title": "1,000 deferred waits on one loop, one token",
+        "rows": [
+            {
+                "label": f"{label}, gate {gate.removeprefix('gate ')}",
+                "requests sent": number(sent),
+                "429s": number(too_many),
+                "waits failed": number(failed),
+                "lag p50 (s)": number(p50),
+                "lag p99 (s)": number(p99),
+            }
+            for label, _limit, gate, sent, too_many, failed, p50, p99 in rows
+        ],
+    }
+    RATE_LIMIT_FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    RATE_LIMIT_FIGURES.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":
