@@ -9,6 +9,7 @@ request on the same connection (host and token) in this process learns from and 
 
 - a 429 pauses every request for its ``Retry-After`` (or, without one, :data:`FALLBACK_PAUSE`);
 - ``X-Ratelimit-Remaining: 0`` pauses them until ``X-Ratelimit-Reset``, before any 429 is sent;
+- neither pauses them longer than :data:`MAX_PAUSE` (a reset further ahead is not believed);
 - otherwise at most ``remaining`` requests may be in flight, so that a backlog released when a window opens
   cannot overrun it: what the server said was left, less what is on the wire and not yet counted back.
 
@@ -51,6 +52,11 @@ MAX_GUESS = 10.0
 #: first word of the limit. A burst this small (a bulk fetch's workers) goes at once.
 FIRST_ANSWER_BURST = 16
 FIRST_ANSWER_WAIT = 0.05
+#: The longest pause one answer can impose on the other requests: twelve of DevRev's five-minute windows. A
+#: ``X-Ratelimit-Reset`` further ahead is no window's end (a gateway's milliseconds, or garbage) and is not
+#: believed; a longer ``Retry-After`` pauses the others this long, then one of them asks the server again. Past
+#: it, nothing would be sent again in this process to learn otherwise.
+MAX_PAUSE = 3600.0
 
 log = logging.getLogger(__name__)
 #: The gates' clock, Unix time; a test that fakes a trigger's clock fakes this one with it.
@@ -180,7 +186,7 @@ class RateGate:
             started = 0.0
             if limit is not None:
                 self.limit = limit
-            if remaining is not None and reset is not None and reset > now:
+            if remaining is not None and reset is not None and now < reset <= now + MAX_PAUSE:
                 if self.reset_at is None or reset > self.reset_at or self.guessed_at is not None:
                     # A newer window, the first word, or word of a window the gate only assumed.
                     self.remaining, self.reset_at = remaining, reset
@@ -192,7 +198,7 @@ class RateGate:
                     started = self._pause_until(reset)
             if status == 429:
                 wait = FALLBACK_PAUSE if retry_after is None else retry_after
-                started = max(started, self._pause_until(now + wait))
+                started = max(started, self._pause_until(now + min(wait, MAX_PAUSE)))
         if started:
             log.warning(
                 "DevRev rate limit reached at %s: every request with this connection in this process pauses %.1f s",

@@ -98,6 +98,39 @@ def test_each_pause_is_waited_once_by_a_call_so_a_fake_sleep_never_spins():
     assert gate.admit(pause, 300.0, None) == (0.0, 0)
 
 
+@pytest.mark.parametrize(
+    "reset_ahead",
+    [
+        pytest.param(lambda now: now * 1000 + 60_000, id="epoch-milliseconds"),
+        pytest.param(lambda now: 1e300, id="garbage"),
+    ],
+)
+def test_a_reset_too_far_ahead_to_be_a_window_is_not_believed(reset_ahead):
+    # A gateway sending X-Ratelimit-Reset in milliseconds, or garbage, would otherwise pause the connection
+    # for the life of the process: no request would be sent again to learn otherwise.
+    clock = Clock()
+    gate = RateGate("h", clock=clock)
+    admit(gate, clock)
+    gate.observe(200, headers(0, reset_ahead(clock.now)), None)
+    gate.release()
+    assert admit(gate, clock) == 0
+
+
+def test_a_429_pauses_the_others_no_longer_than_max_pause():
+    # The 429's own call weighs its Retry-After against max_retry_wait; the others are not locked out for ever
+    # by a wait no rate-limit window lasts: after MAX_PAUSE one of them asks the server again.
+    clock = Clock()
+    gate = RateGate("h", clock=clock)
+    admit(gate, clock)
+    gate.observe(429, {"Retry-After": "1e12"}, 1e12)
+    gate.release()
+    with pytest.raises(DevRevRateLimitError) as caught:
+        admit(gate, clock)
+    assert caught.value.retry_after == pytest.approx(_rate_gate.MAX_PAUSE)
+    clock.now += _rate_gate.MAX_PAUSE
+    assert admit(gate, clock) == 0
+
+
 # -- the model -----------------------------------------------------------------------------------------------
 
 step = st.one_of(
