@@ -84,9 +84,12 @@ def test_under_a_rate_limit_every_session_arrives_in_order(devrev_simulator):
     result = op(session_ids=list(reversed(ids)), max_concurrency=8).execute({})
 
     assert result == [stored[sid] for sid in reversed(ids)]
-    statuses = [r.status for r in devrev_simulator.requests_for(path=GET)]
-    assert statuses.count(200) == 40
-    assert 429 in statuses, "the limit was reached, and paced rather than failed"
+    requests = devrev_simulator.requests_for(path=GET)
+    assert [r.status for r in requests].count(200) == 40
+    # 40 answers at 8 per 0.5 s window span at least 5 windows: paced (by the shared rate limit, which reads
+    # X-Ratelimit-Remaining before any 429, or by 429s), not failed.
+    times = sorted(r.time for r in requests if r.status == 200)
+    assert times[-1] - times[0] >= 0.5 * (40 // 8 - 1), "the limit was reached, and paced rather than failed"
 
 
 def test_session_ids_as_text_is_refused(devrev_simulator):

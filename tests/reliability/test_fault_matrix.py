@@ -176,6 +176,7 @@ def fake_clock(monkeypatch) -> FakeClock:
     """One fake clock for the hook's retries, both sensor modes' waits and the trigger's polls."""
     import airflow_provider_devrev.hooks.devrev as hook_module
     import airflow_provider_devrev.sensors.devrev as sensor_module
+    from airflow_provider_devrev.hooks import _rate_gate
     from airflow_provider_devrev._compat import BaseSensorOperator
     from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
 
@@ -186,6 +187,8 @@ def fake_clock(monkeypatch) -> FakeClock:
     monkeypatch.setattr(sys.modules[BaseSensorOperator.__module__], "time", clock)
     monkeypatch.setattr(DevRevSessionTrigger, "clock", staticmethod(clock.time))
     monkeypatch.setattr(DevRevSessionTrigger, "sleep", staticmethod(clock.async_sleep))
+    # The shared rate limit's pauses run on the same clock, or a Retry-After would outlast the fake hours.
+    monkeypatch.setattr(_rate_gate, "now", clock.time)
     return clock
 
 
