@@ -113,6 +113,9 @@ class DevRevSessionSensor(SessionArgumentsMixin, BaseSensorOperator):
             request = get_session_request(self.platform, self.session_id, self.version_key)
             session = self.hook.call(request, deadline=self._deadline)
         except DevRevError as err:
+            # Before _not_done reads the clock: Airflow reads it again right after this check returns, and a link
+            # kept in between (an XCom write) widened the gap in which the two disagree about the deadline.
+            self._keep_link(context)
             return self._not_done(err)
         finally:
             self._keep_link(context)
