@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -250,15 +251,23 @@ def test_tls_failure_behind_a_proxy_is_a_tls_error_not_a_proxy_error(https_sim, 
 
 def test_iter_sessions_pages_through_the_proxy_over_tls(https_sim, proxy, monkeypatch):
     use_connection(monkeypatch, https_sim, proxy=proxy.url())
-    sessions = [add_session(https_sim) for _ in range(5)]
+    # A second apart: sessions made in the same millisecond share an instant, which is then listed by itself,
+    # and the number of pages would depend on the machine's speed (8 on a loaded run).
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    sessions = [
+        https_sim.add_session(
+            https_sim.make_session("mobile", platform="android", created_at=start + timedelta(seconds=n)),
+            version_key=VERSION_KEY,
+        )
+        for n in range(5)
+    ]
 
     hook = DevRevHook()
     listed = list(hook.iter_sessions("android", VERSION_KEY, page_size=2))
     hook.close()
 
     assert sorted(s["session_id"] for s in listed) == sorted(s["session_id"] for s in sessions)
-    # Pages of 2, each after the first repeating the instant the one before ended on: 4, or up to 6 when the
-    # sessions (made in the same few milliseconds) share an instant, which is then listed by itself.
+    # Pages of 2, each after the first repeating the instant the one before ended on: one new session a page.
     assert 4 <= len(https_sim.requests) <= 6
     # One keep-alive tunnel serves every page.
     assert proxy.connects() == [f"127.0.0.1:{https_sim.port}"]

@@ -176,8 +176,8 @@ def fake_clock(monkeypatch) -> FakeClock:
     """One fake clock for the hook's retries, both sensor modes' waits and the trigger's polls."""
     import airflow_provider_devrev.hooks.devrev as hook_module
     import airflow_provider_devrev.sensors.devrev as sensor_module
-    from airflow_provider_devrev.hooks import _rate_gate
     from airflow_provider_devrev._compat import BaseSensorOperator
+    from airflow_provider_devrev.hooks import _rate_gate
     from airflow_provider_devrev.triggers.devrev import DevRevSessionTrigger
 
     clock = FakeClock()
