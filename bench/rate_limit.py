@@ -142,7 +142,7 @@ def measured(server: subprocess.Popen[str], args: list[str], env: dict[str, str]
     return result
 
 
-def row(label: str, gate: str, limit: str, args: argparse.Namespace, log_dir: Path) -> list[str]:
+def row(label: str, gate: str, limit: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     with airflow_home() as home:
         command = [sys.executable, "-m", "bench.rate_limit", "--serve", "--waits", str(args.waits)]
         command += ["--window", str(args.window), "--limit", limit]
@@ -163,15 +163,29 @@ def row(label: str, gate: str, limit: str, args: argparse.Namespace, log_dir: Pa
         finally:
             server.terminate()
             server.wait(timeout=30)
+    return {
+        "row": label,
+        "limit": limit,
+        "gate": gate,
+        "requests sent": stats["requests"],
+        "429s": stats["429"],
+        "waits failed": result["failed"],
+        "lag p50": result["lag_p50"],
+        "lag p99": result["lag_p99"],
+    }
+
+
+def cells(figures: dict[str, Any]) -> list[str]:
+    """One row's figures as the table prints them."""
     return [
-        label,
-        f"{limit} s",
-        f"gate {gate}",
-        f"{stats['requests']:,}",
-        f"{stats['429']:,}",
-        str(result["failed"]),
-        f"{result['lag_p50']:.2f} s",
-        f"{result['lag_p99']:.2f} s",
+        figures["row"],
+        f"{figures['limit']} s",
+        f"gate {figures['gate']}",
+        f"{figures['requests sent']:,}",
+        f"{figures['429s']:,}",
+        str(figures["waits failed"]),
+        f"{figures['lag p50']:.2f} s",
+        f"{figures['lag p99']:.2f} s",
     ]
 
 
@@ -209,32 +223,29 @@ def main(argv: list[str] | None = None) -> None:
         for label, limit in (("throttled", args.limit), ("not throttled", UNTHROTTLED)):
             for gate in ("off", "on"):
                 rows.append(row(label, gate, limit, args, Path(logs)))
-                print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+                print(" | ".join(cells(rows[-1])), file=sys.stderr, flush=True)
     print(f"{args.waits:,} deferred waits on one loop, one token, polling every {args.poll:g} s; sessions appear")
     print(f"within {args.window:g} s; each wait's deadline {args.window + 60:g} s after the start.\n")
-    print(markdown_table(HEADERS, rows))
+    print(markdown_table(HEADERS, [cells(figures) for figures in rows]))
     keep_figures(rows)
 
 
-def keep_figures(rows: list[list[str]]) -> None:
+def keep_figures(rows: list[dict[str, Any]]) -> None:
     """Keep the rows where ``bench/plots.py`` draws the rate-limit plot from (``make bench-plots``)."""
     from bench.plots import RATE_LIMIT_FIGURES
-
-    def number(cell: str) -> float:
-        return float(cell.removesuffix(" s").replace(",", ""))
 
     figures = {
         "title": "1,000 deferred waits on one loop, one token",
         "rows": [
             {
-                "label": f"{label}, gate {gate.removeprefix('gate ')}",
-                "requests sent": number(sent),
-                "429s": number(too_many),
-                "waits failed": number(failed),
-                "lag p50 (s)": number(p50),
-                "lag p99 (s)": number(p99),
+                "label": f"{each['row']}, gate {each['gate']}",
+                "requests sent": each["requests sent"],
+                "429s": each["429s"],
+                "waits failed": each["waits failed"],
+                "lag p50 (s)": each["lag p50"],
+                "lag p99 (s)": each["lag p99"],
             }
-            for label, _limit, gate, sent, too_many, failed, p50, p99 in rows
+            for each in rows
         ],
     }
     RATE_LIMIT_FIGURES.parent.mkdir(parents=True, exist_ok=True)
