@@ -13,6 +13,7 @@ must come from the virtualenv (the wheel on every leg of ``make test``). Nothing
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.metadata
 import json
@@ -29,7 +30,11 @@ if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 
-_home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-devrev-tests-")
+_home = os.environ.get("DEVREV_TEST_AIRFLOW_HOME") or ""
+if not _home:
+    _home = tempfile.mkdtemp(prefix="airflow-devrev-tests-")
+    # Ours to remove: a thousand runs must not leave a thousand homes (with their SQLite DBs) in /tmp.
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("DEVREV_TEST_AIRFLOW_HOME"):
     # Each pytest-xdist worker is a process with its own SQLite DB: a home named by the caller is split.
     _home = os.path.join(_home, os.environ["PYTEST_XDIST_WORKER"])
