@@ -6,9 +6,10 @@ session, sending with the retry policy (:func:`call`), one attempt (``_send_once
 body, which only this transport does), what a failure of the library means (``_request_failure``), and the
 options of every request (``_request_options``).
 
-Every body is read here, a read at a time, with the whole request's deadline (the ``request_timeout`` extra)
-checked between reads: ``requests`` has no deadline of its own, and a body trickling in a byte a second never
-trips its per-read timeout. aiohttp's ``total`` timeout does the same in the async transport.
+Every request runs under a :class:`~airflow_provider_devrev.hooks._request_watch.RequestWatch`, which cuts it
+at its deadline (the ``request_timeout`` extra): ``requests`` has no deadline of its own, and headers or a body
+trickling in a byte a second never trip its per-read timeout. aiohttp's ``total`` timeout does the same in the
+async transport. Every body is read here, a read at a time.
 
 ``requests`` is imported on first use: the triggerer imports the hook, and so this module, but never sends
 with ``requests``.
@@ -37,6 +38,7 @@ from airflow_provider_devrev.contract import (
 )
 from airflow_provider_devrev.exceptions import DevRevError, DevRevUnexpectedResponseError
 from airflow_provider_devrev.hooks._rate_gate import gate_for, observe, pause_id, send_gated
+from airflow_provider_devrev.hooks._request_watch import RequestWatch, adapter
 from airflow_provider_devrev.network import (
     exception_chain,
     proxy_failure,
@@ -64,26 +66,11 @@ def new_session(settings: ConnectionSettings) -> requests.Session:
     http.trust_env = False
     http.proxies = settings.network.requests_proxies()
     http.verify = settings.network.requests_verify()
-    if settings.network.combined_trust:
-        http.mount("https://", _combined_trust_adapter(settings.network.ca_file, settings.network.ca_dir))
+    network = settings.network
+    watched = adapter(network.ca_file, network.ca_dir) if network.combined_trust else adapter()
+    http.mount("https://", watched)
+    http.mount("http://", watched)
     return http
-
-
-def _combined_trust_adapter(ca_file: str | None, ca_dir: str | None) -> requests.adapters.HTTPAdapter:
-    """
-    An adapter trusting a CA file and CA directories at once (``SSL_CERT_FILE`` with ``SSL_CERT_DIR``, or
-    several directories in ``SSL_CERT_DIR``), as the async transport's ``SSLContext`` does: requests'
-    ``verify`` takes one path, so the paths are set on each connection pool where requests would set certifi's.
-    """
-    from requests.adapters import HTTPAdapter
-
-    class CombinedTrustAdapter(HTTPAdapter):
-        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-            super().cert_verify(conn, url, verify, cert)
-            if verify is not False and url.lower().startswith("https"):
-                conn.ca_certs, conn.ca_cert_dir = ca_file, ca_dir
-
-    return CombinedTrustAdapter()
 
 
 def call(
@@ -174,16 +161,16 @@ def _send_once(http: requests.Session, request: ApiRequest, settings: Connection
     failure: DevRevError
     cause: BaseException | None = None
     reading_body = False
-    deadline = time.monotonic() + settings.request_timeout
+    watch = RequestWatch(time.monotonic() + settings.request_timeout, settings.connect_timeout)
     try:
-        with _request(http, request, settings) as response:
+        with watch, _request(http, request, settings) as response:
             status, headers = response.status_code, response.headers
             # Counted as the status arrives, as a streamed body's is: a body cut short still had this answer.
             metrics.request_answered(request.path, status)
             reading_body = True
-            content = b"".join(_body(response, deadline))
+            content = b"".join(_body(response, watch))
     except Exception as err:
-        reported = _request_failure(request, settings, err, reading_body=reading_body)
+        reported = _request_failure(request, settings, _cut_by_watch(watch, err), reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
@@ -216,39 +203,39 @@ def _stream_once(
 
     failure: DevRevError | None = None
     cause: BaseException | None = None
-    deadline = time.monotonic() + settings.request_timeout
-    try:
-        response = _request(http, request, settings)
-    except Exception as err:
-        reported = _request_failure(request, settings, err)
-        if reported is None:
-            raise
-        failure, cause = reported
-        count_unanswered(request, failure)
-    if failure is not None:
-        # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
-        raise failure from cause
     written = 0
     content = b""
-    with response:
-        metrics.request_answered(request.path, response.status_code)
-        answered = 200 <= response.status_code < 300
-        chunks = _body(response, deadline, limit=None if answered else MAX_ERROR_BODY_BYTES)
-        while True:
-            # Only the reads are the transport's to report: an exception from write ends the call as it is.
-            try:
-                chunk = next(chunks, b"")
-            except (requests.RequestException, TimeoutError) as err:
-                reported = _request_failure(request, settings, err, reading_body=True)
-                failure, cause = reported or (_network_failure(request, settings, err), err)
-                break
-            if not chunk:
-                break
-            if not answered:
-                content += chunk
-                continue
-            write(chunk)
-            written += len(chunk)
+    with RequestWatch(time.monotonic() + settings.request_timeout, settings.connect_timeout) as watch:
+        try:
+            response = _request(http, request, settings)
+        except Exception as err:
+            reported = _request_failure(request, settings, _cut_by_watch(watch, err))
+            if reported is None:
+                raise
+            failure, cause = reported
+            count_unanswered(request, failure)
+        if failure is not None:
+            # Outside the except clause, as in _send_once: no implicit __context__ to the library's exception.
+            raise failure from cause
+        with response:
+            metrics.request_answered(request.path, response.status_code)
+            answered = 200 <= response.status_code < 300
+            chunks = _body(response, watch, limit=None if answered else MAX_ERROR_BODY_BYTES)
+            while True:
+                # Only the reads are the transport's to report: an exception from write ends the call as it is.
+                try:
+                    chunk = next(chunks, b"")
+                except (requests.RequestException, TimeoutError) as err:
+                    reported = _request_failure(request, settings, _cut_by_watch(watch, err), reading_body=True)
+                    failure, cause = reported or (_network_failure(request, settings, err), err)
+                    break
+                if not chunk:
+                    break
+                if not answered:
+                    content += chunk
+                    continue
+                write(chunk)
+                written += len(chunk)
     if failure is not None and written:
         # Bytes already written cannot be taken back: the caller discards them and the error is final.
         failure = DevRevUnexpectedResponseError(
@@ -276,8 +263,8 @@ def _request_failure(
 
     A timeout is named for the hop where the request stalled: connecting (the TCP handshake, a proxy's answer
     to ``CONNECT``, the TLS handshake), waiting for the answer or reading the body (``reading_body`` says
-    which), or the whole request (the ``request_timeout`` extra, raised by :func:`_body` as a bare
-    ``TimeoutError``), in the words the async transport uses.
+    which), or the whole request (the ``request_timeout`` extra, a bare ``TimeoutError`` from :func:`_body` or
+    :func:`_cut_by_watch`), in the words the async transport uses.
 
     Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
     proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
@@ -335,13 +322,13 @@ def _network_failure(request: ApiRequest, settings: ConnectionSettings, error: B
     return network_failure(request.describe(), settings.base_url, error, settings.network.proxy)
 
 
-def _body(response: requests.Response, deadline: float, *, limit: int | None = None) -> Iterator[bytes]:
+def _body(response: requests.Response, watch: RequestWatch, *, limit: int | None = None) -> Iterator[bytes]:
     """
     The body of ``response`` in chunks of :data:`STREAM_CHUNK_BYTES` (the last one shorter), up to ``limit``
     bytes, as ``iter_content`` gives them, but gathered one network read at a time.
 
-    :param deadline: ``time.monotonic()`` by which the whole request must be done: checked between reads, so
-        a body that keeps trickling in ends at most one read (the read timeout) after it.
+    :param watch: The request's watch: no read starts after its deadline, and a body that ended because the
+        watch cut the connection is not taken for the whole body.
     :raises TimeoutError: the deadline passed (bare, as aiohttp raises its ``total`` timeout).
     :raises requests.RequestException: a read failed; urllib3's errors become those ``requests`` raises for
         them, except that a read timeout stays a timeout (``requests`` makes it a ``ConnectionError``).
@@ -352,7 +339,7 @@ def _body(response: requests.Response, deadline: float, *, limit: int | None = N
     left = limit
     chunk = bytearray()
     while left is None or left > 0:
-        if time.monotonic() > deadline:
+        if watch.expired():
             raise TimeoutError("the request_timeout ran out")
         amount = STREAM_CHUNK_BYTES - len(chunk) if left is None else min(left, STREAM_CHUNK_BYTES - len(chunk))
         try:
@@ -375,8 +362,25 @@ def _body(response: requests.Response, deadline: float, *, limit: int | None = N
         if len(chunk) >= STREAM_CHUNK_BYTES:
             yield bytes(chunk)
             chunk.clear()
+    if watch.cut is not None:
+        raise TimeoutError("the request_timeout ran out")
     if chunk:
         yield bytes(chunk)
+
+
+def _cut_by_watch(watch: RequestWatch, error: Exception) -> Exception:
+    """
+    ``error``, or the timeout the watch enforced if it cut the request (the library then only says that the
+    connection closed under its read): a bare ``TimeoutError`` for the deadline, ``ConnectTimeout`` for a
+    connection that took longer than the connect timeout.
+    """
+    import requests
+
+    if watch.cut is None or not isinstance(error, (requests.RequestException, OSError)):
+        return error
+    if watch.cut == "connect":
+        return requests.ConnectTimeout("the connect timeout ran out")
+    return TimeoutError("the request_timeout ran out")
 
 
 def _while_connecting(error: BaseException) -> bool:

@@ -12,6 +12,8 @@ Servers on 127.0.0.1 that stall at one hop of a request each, for the stall matr
     through the tunnel never completes.
   - ``cut``: sends the headers and half the body its ``Content-Length`` announces, then nothing.
   - ``trickle``: sends the headers, then one byte of body a second, without end.
+  - ``trickle_headers``: sends a status line, then one byte a second of a header line that never ends. As a
+    proxy, that is its answer to ``CONNECT``.
 
 A stalled connection is held until the client gives up or the server stops; :meth:`StallServer.stop` closes
 them all.
@@ -33,7 +35,7 @@ BODY_PREFIX = b'{"recording": "mobile_recording", "session": {"session_id": "sta
 CONTENT_LENGTH = 100_000
 #: Seconds between two bytes of a trickled body.
 TRICKLE_EVERY = 1.0
-MODES = ("silent", "tunnel", "cut", "trickle")
+MODES = ("silent", "tunnel", "cut", "trickle", "trickle_headers")
 
 
 class StallServer:
@@ -160,9 +162,12 @@ class StallServer:
         if self.mode == "cut":
             half = BODY_PREFIX + b"a" * (CONTENT_LENGTH // 2 - len(BODY_PREFIX))
             self._send(client, head + half)
+            return
+        if self.mode == "trickle_headers":
+            self._send(client, b"HTTP/1.1 200 OK\r\nX-Stall: ")
         else:  # trickle
             self._send(client, head + BODY_PREFIX)
-            self._trickling[client] = time.monotonic() + TRICKLE_EVERY
+        self._trickling[client] = time.monotonic() + TRICKLE_EVERY
 
     def _send(self, client: socket.socket, data: bytes) -> None:
         # Small writes to a client that reads: the socket buffer takes them whole.

@@ -15,6 +15,10 @@ The stall kinds, the hop each stalls, and the timeout that must end it:
 - ``body_cut``: the headers and half the body, then nothing: reading the body, ``timeout``.
 - ``trickle``: a body that trickles in a byte a second for ever, each read well within ``timeout``: the
   whole request, ``request_timeout``.
+- ``trickle_headers``: a header line that trickles in a byte a second for ever (``http.client`` reads 64 KiB
+  of it before it gives up): the whole request, ``request_timeout``.
+- ``proxy_trickle``: a proxy whose answer to ``CONNECT`` trickles in the same way: connecting, ``timeout``
+  (which bounds a connection as a whole, not each of its reads).
 
 The paths, sync (``requests``) and async (aiohttp) side by side: the hook's call and acall, the sensor's poke
 and its deferrable trigger, the watcher (``DevRevNewSessionsTrigger``, which lists), listing
@@ -68,6 +72,7 @@ VERSION_KEY = "stall@1"
 
 #: The words each kind's error must say, and the timeout that must end it.
 CONNECTING = ("timed out while connecting", TIMEOUT)
+WHOLE_REQUEST = (f"did not complete within the {REQUEST_TIMEOUT:g} s request_timeout", REQUEST_TIMEOUT)
 EXPECTED = {
     "never_accepts": CONNECTING,
     "proxy_silent": CONNECTING,
@@ -75,7 +80,9 @@ EXPECTED = {
     "tls_silent": CONNECTING,
     "no_headers": ("timed out waiting for the answer", TIMEOUT),
     "body_cut": ("timed out reading the body", TIMEOUT),
-    "trickle": (f"did not complete within the {REQUEST_TIMEOUT:g} s request_timeout", REQUEST_TIMEOUT),
+    "trickle": WHOLE_REQUEST,
+    "trickle_headers": WHOLE_REQUEST,
+    "proxy_trickle": CONNECTING,
 }
 KINDS = tuple(EXPECTED)
 
@@ -88,7 +95,7 @@ def conn_id(kind: str) -> str:
 def servers() -> Iterator[dict[str, Any]]:
     """One server per stalling behaviour, for the module; each kind's base URL and proxy (if any)."""
     backlogged = Backlogged().start()
-    stalls = {mode: StallServer(mode).start() for mode in ("silent", "tunnel", "cut", "trickle")}
+    stalls = {mode: StallServer(mode).start() for mode in ("silent", "tunnel", "cut", "trickle", "trickle_headers")}
     # Never reached: the proxy stalls before any tunnel to it exists.
     behind_proxy = "https://127.0.0.1:9"
     try:
@@ -100,6 +107,8 @@ def servers() -> Iterator[dict[str, Any]]:
             "no_headers": (stalls["silent"].url, None),
             "body_cut": (stalls["cut"].url, None),
             "trickle": (stalls["trickle"].url, None),
+            "trickle_headers": (stalls["trickle_headers"].url, None),
+            "proxy_trickle": (behind_proxy, stalls["trickle_headers"].url),
         }
     finally:
         for server in stalls.values():
