@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import socket
 import threading
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 RECHECK_EVERY = 0.05
 
 _current = threading.local()
+log = logging.getLogger(__name__)
 
 
 class Watchdog:
@@ -87,7 +89,12 @@ class Watchdog:
                     self._wakes_at = -float("inf")  # awake: it looks at every time before it sleeps again
                     continue
             for action in actions:
-                action()
+                try:
+                    action()
+                except Exception:
+                    # The thread must outlive any one action: it keeps every deadline of the process, and the
+                    # ones already due with this action, or due before the next schedule(), would pass unseen.
+                    log.exception("DevRev request watchdog: an action failed; the others still run")
 
 
 WATCHDOG = Watchdog()
@@ -198,7 +205,14 @@ def _shut_down(connection: Any) -> bool:
     bounded by the connect timeout), or it is closed.
     """
     sock = connection.sock
-    if sock is None or sock.fileno() == -1:
+    # A TLS layer that is not ssl.SSLSocket (urllib3's SSLTransport, pyOpenSSL's WrappedSocket once injected
+    # into urllib3) keeps the socket it runs on as .socket: socket.socket.shutdown() takes only a socket.
+    # (Two layers at most: TLS in TLS.)
+    for _ in range(2):
+        if sock is None or isinstance(sock, socket.socket):
+            break
+        sock = getattr(sock, "socket", None)
+    if not isinstance(sock, socket.socket) or sock.fileno() == -1:
         return False
     # socket.socket's own shutdown, not ssl.SSLSocket's: that one drops the TLS object first, under the read
     # still running in the request's thread. Closed meanwhile: nothing left to cut.

@@ -11,6 +11,9 @@ a sleep).
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import multiprocessing
 import socket
 import threading
@@ -23,6 +26,8 @@ import pytest
 
 from airflow_provider_devrev.hooks import _request_watch
 from airflow_provider_devrev.hooks._request_watch import RequestWatch, Watchdog, current_watch
+from airflow_provider_devrev.hooks.devrev import DevRevHook
+from tests.fakes import FakeSleep
 
 #: The longest a test waits for a read the watch must end: far beyond the deadlines used here.
 BOUND = 10.0
@@ -116,6 +121,79 @@ def test_a_connect_done_in_time_is_never_cut_whenever_its_timer_runs(pair):
         assert still_open(ours, theirs)
 
     assert watch.cut is None
+
+
+@dataclass
+class TLSLayer:
+    """A TLS layer that is not ``ssl.SSLSocket`` (urllib3's ``SSLTransport``, pyOpenSSL's ``WrappedSocket``):
+    only its ``socket`` attribute is a socket."""
+
+    socket: socket.socket
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+
+def test_a_read_through_a_tls_layer_of_urllib3s_is_cut_at_the_deadline(pair):
+    ours, _theirs = pair
+    with RequestWatch(time.monotonic() + 0.2, connect_timeout=BOUND) as watch:
+        watch.attach(Connection(TLSLayer(ours)))  # type: ignore[arg-type]
+        started = time.monotonic()
+        assert ours.recv(1) == b""
+        waited = time.monotonic() - started
+
+    assert watch.cut == "request"
+    assert waited < BOUND / 2
+
+
+def test_an_action_that_fails_leaves_the_watchdog_running_the_others(caplog):
+    watchdog, ran = Watchdog(), threading.Event()
+    now = time.monotonic()
+
+    def fails() -> None:
+        raise TypeError("an action's own failure")
+
+    watchdog.schedule(now + 0.05, fails)
+    # Scheduled before the failure and due after it: only the running thread can run it, nothing wakes it anew.
+    watchdog.schedule(now + 0.3, ran.set)
+
+    with caplog.at_level(logging.ERROR, logger=_request_watch.__name__):
+        assert ran.wait(BOUND)
+    assert "an action failed" in caplog.text
+    assert "an action's own failure" in caplog.text
+
+
+VERSION = "com.example.app@1.0.0"
+
+
+def test_a_cut_landing_on_a_connection_back_in_the_pool_costs_the_next_request_only_a_new_connection(
+    devrev_simulator,
+):
+    sim = devrev_simulator
+    session = sim.make_session("mobile", platform="android", is_crash=True, is_anr=False, recording_ids=["r1"])
+    session = sim.add_session(session, version_key=VERSION)
+    hook = DevRevHook(sleep=FakeSleep(), max_retries=0, request_timeout=1.0)
+    hook.get_session("android", session["session_id"], VERSION)
+    opened = sim.connections_opened
+    sink, cut = io.BytesIO(), []
+
+    def write(chunk: bytes) -> None:
+        # The whole body is read, so urllib3 has put the connection back in the pool: the watch, still open
+        # until the call returns, cuts that pooled connection at its deadline.
+        sink.write(chunk)
+        watch = current_watch()
+        assert watch is not None
+        watchdog_reached(watch.deadline)
+        cut.append(watch.cut)
+
+    streamed = hook.stream_session_recording(session["session_id"], VERSION, write, recording_id="r1")
+
+    assert cut == ["request"]
+    assert streamed.bytes == len(sink.getvalue())
+    assert json.loads(sink.getvalue())["recording"]
+    # urllib3 finds the pooled connection closed (is_connection_dropped) and opens another, rather than failing.
+    assert hook.get_session("android", session["session_id"], VERSION)["session_id"] == session["session_id"]
+    assert sim.connections_opened == opened + 1
 
 
 def test_a_request_over_is_never_cut_whenever_its_timer_runs(pair):
