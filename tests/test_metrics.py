@@ -438,3 +438,21 @@ def test_a_request_the_library_refuses_to_send_is_not_counted(statsd, monkeypatc
     _failures.count_unanswered(request, _failures.network_failure("GET /x", "http://127.0.0.1:1", OSError()))
     totals = statsd({f"{GET}.no_response": 1})
     assert request_counts(totals) == {f"{GET}.no_response": 1}
+
+
+@pytest.mark.parametrize("transport", ["sync", "async", "sync streaming"])
+def test_headers_cut_at_the_request_timeout_count_no_response_not_a_status(transport, statsd, monkeypatch):
+    from airflow_provider_devrev.testing import DEFAULT_TOKEN
+    from tests.network.stall_servers import StallServer
+
+    # A status line, then a header line a byte a second: on a worker, the watch cuts it at the deadline, and
+    # http.client takes the cut for the end of the headers, with status 200.
+    with StallServer("trickle_headers") as server:
+        connection = {"conn_type": "devrev", "host": server.url, "password": DEFAULT_TOKEN}
+        monkeypatch.setenv("AIRFLOW_CONN_DEVREV_DEFAULT", json.dumps({**connection, "extra": {"request_timeout": 1.5}}))
+        error = unanswered_get(transport, retries=1)
+
+    assert "request_timeout" in str(error)
+    endpoint = "devrev.requests.observability_sessions_data_get" if transport == "sync streaming" else GET
+    totals = statsd({f"{endpoint}.no_response": 2, "devrev.retries": 1})
+    assert request_counts(totals) == {f"{endpoint}.no_response": 2}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import socket
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 RECHECK_EVERY = 0.05
 
 _current = threading.local()
+#: Ids of the actions of every watchdog of the process: a watch made before a fork and ended after it cancels
+#: its ids in the child's new watchdog, where no other action may have them.
+_action_ids = itertools.count(1)
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +55,6 @@ class Watchdog:
     def __init__(self) -> None:
         self._wake = threading.Condition()
         self._due: dict[int, tuple[float, Callable[[], None]]] = {}
-        self._next_id = 0
         self._thread: threading.Thread | None = None
         #: When the thread wakes next on its own (``inf``: only when told).
         self._wakes_at = float("inf")
@@ -59,8 +62,8 @@ class Watchdog:
     def schedule(self, at: float, action: Callable[[], None]) -> int:
         """Run ``action`` at ``time.monotonic()`` ``at``, unless cancelled; returns the id to cancel it by."""
         with self._wake:
-            self._next_id += 1
-            self._due[self._next_id] = (at, action)
+            action_id = next(_action_ids)
+            self._due[action_id] = (at, action)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="devrev-request-watchdog", daemon=True)
                 self._thread.start()
@@ -68,7 +71,7 @@ class Watchdog:
             # for each request, a request's deadline comes after those of the requests before it.
             if at < self._wakes_at:
                 self._wake.notify()
-            return self._next_id
+            return action_id
 
     def cancel(self, action_id: int) -> None:
         """``action_id``'s action will not run (unless it already is)."""
@@ -150,6 +153,28 @@ class RequestWatch:
     def expired(self) -> bool:
         """Whether the deadline has passed (the watchdog may not have cut the request yet)."""
         return self.cut is not None or time.monotonic() >= self.deadline
+
+    def answered(self, response: requests.Response) -> requests.Response:
+        """``response``, or the deadline's ``TimeoutError`` if the watch cut the request as its headers arrived."""
+        if self.cut is not None:
+            # http.client takes the end of a cut stream for the end of the headers: this is no answer.
+            response.close()
+            raise TimeoutError("the request_timeout ran out")
+        return response
+
+    def error_for(self, error: Exception) -> Exception:
+        """
+        ``error``, raised by the library during the request, or the timeout the watch enforced if it cut the
+        request (the library then only says that the connection closed under its read): a bare
+        ``TimeoutError`` for the deadline, ``ConnectTimeout`` for a connect longer than the connect timeout.
+        """
+        import requests
+
+        if self.cut is None or not isinstance(error, (requests.RequestException, OSError)):
+            return error
+        if self.cut == "connect":
+            return requests.ConnectTimeout("the connect timeout ran out")
+        return TimeoutError("the request_timeout ran out")
 
     def attach(self, connection: Any) -> None:
         """The request now uses ``connection``: cut it at once if the deadline has passed."""

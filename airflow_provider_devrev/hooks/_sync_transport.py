@@ -163,14 +163,14 @@ def _send_once(http: requests.Session, request: ApiRequest, settings: Connection
     reading_body = False
     watch = RequestWatch(time.monotonic() + settings.request_timeout, settings.connect_timeout)
     try:
-        with watch, _request(http, request, settings) as response:
+        with watch, watch.answered(_request(http, request, settings)) as response:
             status, headers = response.status_code, response.headers
             # Counted as the status arrives, as a streamed body's is: a body cut short still had this answer.
             metrics.request_answered(request.path, status)
             reading_body = True
             content = b"".join(_body(response, watch))
     except Exception as err:
-        reported = _request_failure(request, settings, _cut_by_watch(watch, err), reading_body=reading_body)
+        reported = _request_failure(request, settings, watch.error_for(err), reading_body=reading_body)
         if reported is None:
             raise
         failure, cause = reported
@@ -207,9 +207,9 @@ def _stream_once(
     content = b""
     with RequestWatch(time.monotonic() + settings.request_timeout, settings.connect_timeout) as watch:
         try:
-            response = _request(http, request, settings)
+            response = watch.answered(_request(http, request, settings))
         except Exception as err:
-            reported = _request_failure(request, settings, _cut_by_watch(watch, err))
+            reported = _request_failure(request, settings, watch.error_for(err))
             if reported is None:
                 raise
             failure, cause = reported
@@ -226,7 +226,7 @@ def _stream_once(
                 try:
                     chunk = next(chunks, b"")
                 except (requests.RequestException, TimeoutError) as err:
-                    reported = _request_failure(request, settings, _cut_by_watch(watch, err), reading_body=True)
+                    reported = _request_failure(request, settings, watch.error_for(err), reading_body=True)
                     failure, cause = reported or (_network_failure(request, settings, err), err)
                     break
                 if not chunk:
@@ -264,7 +264,7 @@ def _request_failure(
     A timeout is named for the hop where the request stalled: connecting (the TCP handshake, a proxy's answer
     to ``CONNECT``, the TLS handshake), waiting for the answer or reading the body (``reading_body`` says
     which), or the whole request (the ``request_timeout`` extra, a bare ``TimeoutError`` from :func:`_body` or
-    :func:`_cut_by_watch`), in the words the async transport uses.
+    :meth:`RequestWatch.error_for`), in the words the async transport uses.
 
     Only a network failure keeps its cause: its text holds no header. A certificate that did not verify or a
     proxy that refused the tunnel is final and unchained (requests' exceptions hold the proxy's
@@ -366,21 +366,6 @@ def _body(response: requests.Response, watch: RequestWatch, *, limit: int | None
         raise TimeoutError("the request_timeout ran out")
     if chunk:
         yield bytes(chunk)
-
-
-def _cut_by_watch(watch: RequestWatch, error: Exception) -> Exception:
-    """
-    ``error``, or the timeout the watch enforced if it cut the request (the library then only says that the
-    connection closed under its read): a bare ``TimeoutError`` for the deadline, ``ConnectTimeout`` for a
-    connection that took longer than the connect timeout.
-    """
-    import requests
-
-    if watch.cut is None or not isinstance(error, (requests.RequestException, OSError)):
-        return error
-    if watch.cut == "connect":
-        return requests.ConnectTimeout("the connect timeout ran out")
-    return TimeoutError("the request_timeout ran out")
 
 
 def _while_connecting(error: BaseException) -> bool:
