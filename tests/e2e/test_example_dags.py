@@ -34,6 +34,18 @@ SENSOR_MODES = [
     ),
     "deferrable",
 ]
+# The same, not strict, for a wait whose first check may outlast the whole timeout (its retries, on a loaded
+# machine): the wait then ends in that first try, before any reschedule, and passes on 3.0 too.
+SENSOR_MODES_FIRST_TRY_MAY_END = [
+    "poke",
+    pytest.param(
+        "reschedule",
+        marks=pytest.mark.xfail(
+            _airflow_3_0(), reason="Airflow 3.0 dag.test(): reschedule date may arrive as a str", strict=False
+        ),
+    ),
+    "deferrable",
+]
 
 
 @pytest.fixture
@@ -138,7 +150,7 @@ def test_a_session_that_never_appears_times_out(sim, mode, capsys, caplog):
     assert 2 <= len(sim.requests_for(path=GET)) <= 1 / 0.2 + 2
 
 
-@pytest.mark.parametrize("mode", SENSOR_MODES)
+@pytest.mark.parametrize("mode", SENSOR_MODES_FIRST_TRY_MAY_END)
 def test_a_sensor_that_never_reached_devrev_says_so_at_its_timeout(sim, mode, monkeypatch, capsys, caplog):
     # The connection now points at a port nothing listens on, with the hook's default retries (5).
     with socket.socket() as probe:

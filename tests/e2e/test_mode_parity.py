@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import strategies as st
 
 from tests.e2e.airflow_helpers import load_dag, task_states, xcom
@@ -212,9 +212,7 @@ NEVER_FAIL_NEVER_REACHED = Scenario(
     "deadline", (), "stall", {"exponential_backoff": False, "never_fail": True, "poke_interval": 1, "timeout": 1}, 0
 )
 
-#: Pinned so that make test's few examples cover every answer and option the property draws from (found missing
-#: from the fixed seed's five in review): exponential_backoff, both 429s, a stall and a 403 inside a script,
-#: never_fail on a final answer, soft_fail at the deadline.
+#: Exponential_backoff, both 429s, a stall and a 403 inside a script, never_fail on a final answer.
 BACKOFF_THROUGH_429_AND_STALL_TO_403 = Scenario(
     "final",
     ("429 Retry-After", "stall", "403"),
@@ -230,21 +228,38 @@ SOFT_FAIL_AT_THE_DEADLINE = Scenario(
 )
 
 
+#: The cases make test always runs, each its own test (so that pytest-xdist spreads them): between them they
+#: cover every answer and option the property draws from (found missing from the fixed seed's draws in review).
+PINNED = {
+    "never_fail_at_the_deadline": NEVER_FAIL_AT_THE_DEADLINE,
+    "never_fail_never_reached": NEVER_FAIL_NEVER_REACHED,
+    "backoff_through_429_and_stall_to_403": BACKOFF_THROUGH_429_AND_STALL_TO_403,
+    "found_after_429_and_502": FOUND_AFTER_429_AND_502,
+    "soft_fail_at_the_deadline": SOFT_FAIL_AT_THE_DEADLINE,
+}
+
+
+@pytest.mark.parametrize("scenario", PINNED.values(), ids=PINNED)
+def test_every_mode_reaches_poke_modes_outcome_in_each_pinned_case(sim, session, monkeypatch, raised, scenario):
+    assert_modes_agree(sim, session, monkeypatch, raised, scenario)
+
+
 @pytest.mark.property
 # Each example is three real Airflow runs (3-8 s in all on an idle 2-core machine): few examples, and no shrinking,
 # which would replay dozens of them; a failure still names its example, the same on every run (derandomized).
+# The pinned cases, once @example()s of this test, made it take 72 s on 3.3.2 with the three legs sharing
+# 2 cores, over the 60 s a property test may take a leg; make soak draws 25 times as many.
 @sized(
-    3,
-    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    2,
+    phases=(Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@example(NEVER_FAIL_AT_THE_DEADLINE)
-@example(NEVER_FAIL_NEVER_REACHED)
-@example(BACKOFF_THROUGH_429_AND_STALL_TO_403)
-@example(FOUND_AFTER_429_AND_502)
-@example(SOFT_FAIL_AT_THE_DEADLINE)
 @given(scenario=scenarios())
 def test_every_mode_reaches_poke_modes_outcome_with_as_many_requests(sim, session, monkeypatch, raised, scenario):
+    assert_modes_agree(sim, session, monkeypatch, raised, scenario)
+
+
+def assert_modes_agree(sim: Any, session: Any, monkeypatch: Any, raised: Any, scenario: Scenario) -> None:
     configure(monkeypatch, sensor=scenario.sensor, hook={"max_retries": scenario.max_retries})
     outcomes = {mode: run_mode(sim, mode, list(scenario.script), scenario.tail, raised) for mode in modes()}
 

@@ -32,6 +32,8 @@ PURE_CACHES = {
     "airflow_provider_devrev.hooks._json_scan._object_run",
     # The OperatorPartial subclass that flags mapped exports as rescheduling, built once.
     "airflow_provider_devrev._compat._flagging_partial_class",
+    # urllib3's connection classes with the request watch's, built once.
+    "airflow_provider_devrev.hooks._request_watch._watched_classes",
 }
 
 INNER_TESTS = """
