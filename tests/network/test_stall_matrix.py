@@ -39,8 +39,10 @@ The pool the async transport shares on an event loop is tested in ``test_pool_we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -96,6 +98,9 @@ def servers() -> Iterator[dict[str, Any]]:
     """One server per stalling behaviour, for the module; each kind's base URL and proxy (if any)."""
     backlogged = Backlogged().start()
     stalls = {mode: StallServer(mode).start() for mode in ("silent", "tunnel", "cut", "trickle", "trickle_headers")}
+    # Bound, never listening: refuses at once (for the warm-up, see connections).
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
     # Never reached: the proxy stalls before any tunnel to it exists.
     behind_proxy = "https://127.0.0.1:9"
     try:
@@ -109,11 +114,13 @@ def servers() -> Iterator[dict[str, Any]]:
             "trickle": (stalls["trickle"].url, None),
             "trickle_headers": (stalls["trickle_headers"].url, None),
             "proxy_trickle": (behind_proxy, stalls["trickle_headers"].url),
+            WARM_UP: (f"http://127.0.0.1:{refusing.getsockname()[1]}", None),
         }
     finally:
         for server in stalls.values():
             server.stop()
         backlogged.stop()
+        refusing.close()
 
 
 def connection_json(host: str, *, proxy: str | None = None, **extra: Any) -> str:
@@ -131,6 +138,29 @@ def connections(servers, monkeypatch) -> None:
     # A process's first connection lookup imports and builds Airflow's secrets backends (2.5 s on Airflow 2.11):
     # done here, so that the paths' clocks measure their stalls and not that.
     assert DevRevHook(conn_id(KINDS[0])).settings.request_timeout == REQUEST_TIMEOUT
+    warm_up()
+
+
+#: The connection the warm-up uses: a port that refuses at once.
+WARM_UP = "warm_up"
+_warmed: list[bool] = []
+
+
+def warm_up() -> None:
+    """
+    Run each path once, in this process, against a port that refuses at once: its first run imports and builds
+    what it needs (0.5 s single-threaded for the recording stream; 1.5-2 s with the nine kinds' threads at once
+    on a loaded machine, which overran the stall bound), and the clocks must measure the stalls, not that.
+    """
+    if _warmed:
+        return
+    for sync_path in SYNC_PATHS.values():
+        with contextlib.suppress(DevRevError):
+            sync_path(WARM_UP, None)
+    for async_path in (hook_acall, list_async, recording_acall):
+        with contextlib.suppress(DevRevError):
+            asyncio.run(async_path(WARM_UP))
+    _warmed.append(True)
 
 
 @pytest.fixture
