@@ -159,7 +159,7 @@ class RequestWatch:
         if self.cut is not None:
             # http.client takes the end of a cut stream for the end of the headers: this is no answer.
             response.close()
-            raise TimeoutError("the request_timeout ran out")
+            raise deadline_error()
         return response
 
     def error_for(self, error: Exception) -> Exception:
@@ -174,7 +174,7 @@ class RequestWatch:
             return error
         if self.cut == "connect":
             return requests.ConnectTimeout("the connect timeout ran out")
-        return TimeoutError("the request_timeout ran out")
+        return deadline_error()
 
     def attach(self, connection: Any) -> None:
         """The request now uses ``connection``: cut it at once if the deadline has passed."""
@@ -216,6 +216,14 @@ class RequestWatch:
             # Still without a socket: the TCP connect is under way, and the connect timeout ends it as well.
             if not self._done and self._connecting is connection and self.cut is None and _shut_down(connection):
                 self.cut = "connect"
+
+
+def deadline_error() -> TimeoutError:
+    """
+    What a request past its ``request_timeout`` raises: bare, as aiohttp's ``total`` timeout is, for the
+    transport to name.
+    """
+    return TimeoutError("the request_timeout ran out")
 
 
 def current_watch() -> RequestWatch | None:

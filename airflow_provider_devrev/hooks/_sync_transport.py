@@ -38,7 +38,7 @@ from airflow_provider_devrev.contract import (
 )
 from airflow_provider_devrev.exceptions import DevRevError, DevRevUnexpectedResponseError
 from airflow_provider_devrev.hooks._rate_gate import gate_for, observe, pause_id, send_gated
-from airflow_provider_devrev.hooks._request_watch import RequestWatch, adapter
+from airflow_provider_devrev.hooks._request_watch import RequestWatch, adapter, deadline_error
 from airflow_provider_devrev.network import (
     exception_chain,
     proxy_failure,
@@ -340,7 +340,7 @@ def _body(response: requests.Response, watch: RequestWatch, *, limit: int | None
     chunk = bytearray()
     while left is None or left > 0:
         if watch.expired():
-            raise TimeoutError("the request_timeout ran out")
+            raise deadline_error()
         amount = STREAM_CHUNK_BYTES - len(chunk) if left is None else min(left, STREAM_CHUNK_BYTES - len(chunk))
         try:
             # read1: what one read of the socket brings; read() would wait for the whole amount, and a body
@@ -363,7 +363,7 @@ def _body(response: requests.Response, watch: RequestWatch, *, limit: int | None
             yield bytes(chunk)
             chunk.clear()
     if watch.cut is not None:
-        raise TimeoutError("the request_timeout ran out")
+        raise deadline_error()
     if chunk:
         yield bytes(chunk)
 
