@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -21,31 +22,21 @@ def _airflow_3_0() -> bool:
     return __version__.startswith("3.0.")
 
 
+def sensor_modes(*, reason: str, strict: bool) -> list[Any]:
+    """The three sensor modes, reschedule an xfail on Airflow 3.0 for ``reason``."""
+    reschedule = pytest.param("reschedule", marks=pytest.mark.xfail(_airflow_3_0(), reason=reason, strict=strict))
+    return ["poke", reschedule, "deferrable"]
+
+
 # Airflow 3.0's dag.test() in-process supervisor hands BaseSensorOperator its first reschedule date as a
 # string, so reschedule mode fails with a TypeError in run_duration there (Airflow's bug, fixed by 3.3).
 # Strict: the day it passes, this marker must go. Reschedule mode is tested on 2.11 and 3.3.
-SENSOR_MODES = [
-    "poke",
-    pytest.param(
-        "reschedule",
-        marks=pytest.mark.xfail(
-            _airflow_3_0(), reason="Airflow 3.0 dag.test(): reschedule date arrives as a str", strict=True
-        ),
-    ),
-    "deferrable",
-]
+SENSOR_MODES = sensor_modes(reason="Airflow 3.0 dag.test(): reschedule date arrives as a str", strict=True)
 # The same, not strict, for a wait whose first check may outlast the whole timeout (its retries, on a loaded
 # machine): the wait then ends in that first try, before any reschedule, and passes on 3.0 too.
-SENSOR_MODES_FIRST_TRY_MAY_END = [
-    "poke",
-    pytest.param(
-        "reschedule",
-        marks=pytest.mark.xfail(
-            _airflow_3_0(), reason="Airflow 3.0 dag.test(): reschedule date may arrive as a str", strict=False
-        ),
-    ),
-    "deferrable",
-]
+SENSOR_MODES_FIRST_TRY_MAY_END = sensor_modes(
+    reason="Airflow 3.0 dag.test(): reschedule date may arrive as a str", strict=False
+)
 
 
 @pytest.fixture

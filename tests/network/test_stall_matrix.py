@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import socket
@@ -143,24 +144,21 @@ def connections(servers, monkeypatch) -> None:
 
 #: The connection the warm-up uses: a port that refuses at once.
 WARM_UP = "warm_up"
-_warmed: list[bool] = []
 
 
+@functools.cache
 def warm_up() -> None:
     """
     Run each path once, in this process, against a port that refuses at once: its first run imports and builds
     what it needs (0.5 s single-threaded for the recording stream; 1.5-2 s with the nine kinds' threads at once
     on a loaded machine, which overran the stall bound), and the clocks must measure the stalls, not that.
     """
-    if _warmed:
-        return
     for sync_path in SYNC_PATHS.values():
         with contextlib.suppress(DevRevError):
             sync_path(WARM_UP, None)
     for async_path in (hook_acall, list_async, recording_acall):
         with contextlib.suppress(DevRevError):
             asyncio.run(async_path(WARM_UP))
-    _warmed.append(True)
 
 
 @pytest.fixture
